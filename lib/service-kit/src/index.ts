@@ -1,0 +1,39 @@
+/**
+ * What both keyfleet services share: configuration from the environment, the
+ * error class and its gRPC mapping, mTLS roles, the gRPC server wiring (health,
+ * reflection, metrics, roles around every handler), the /metrics endpoint,
+ * logging, and the Redis connection. Services depend on this; lib/tls-engine
+ * never does (a TLS node installs no Redis client).
+ */
+export { ErrorCode, KeyfleetError, invalidArgument } from './keyfleet-error.js';
+export { toServiceError, statusName } from './grpc-status.js';
+export {
+  ConfigError,
+  envBoolean,
+  envInteger,
+  envListenAddress,
+  envOptionalString,
+  envString,
+  type Env,
+} from './config-env.js';
+export { createLogger, type Logger } from './logger.js';
+export { loadClientRoles, parseClientRoles, type ClientRoles, type Role } from './client-roles.js';
+export {
+  insecureDevSecurity,
+  mtlsSecurity,
+  serverSecurityFromEnv,
+  type MtlsFiles,
+  type ServerSecurity,
+} from './server-security.js';
+export {
+  startServiceServer,
+  type CallContext,
+  type RunningServiceServer,
+  type ServerStreamHandler,
+  type ServiceBinding,
+  type ServiceServerOptions,
+  type UnaryHandler,
+} from './service-server.js';
+export { startMetricsServer, type MetricsServer } from './metrics-http.js';
+export { connectRedis, redisIsReady } from './redis-connection.js';
+export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

@@ -1,0 +1,45 @@
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface MetricsServer {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * GET /metrics in Prometheus text format from an explicit registry, and
+ * GET /healthz answering 200 while `healthy()` says so, else 503.
+ */
+export async function startMetricsServer(
+  registry: Registry,
+  host: string,
+  port: number,
+  healthy: () => boolean = () => true,
+): Promise<MetricsServer> {
+  const server = http.createServer((request, response) => {
+    if (request.method === 'GET' && request.url === '/metrics') {
+      registry.metrics().then(
+        (body) => response.writeHead(200, { 'content-type': registry.contentType }).end(body),
+        () => response.writeHead(500).end('metrics failed\n'),
+      );
+    } else if (request.method === 'GET' && request.url === '/healthz') {
+      const ok = healthy();
+      response.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,41 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from './logger.js';
+
+/**
+ * An ioredis client that fails fast while Redis is down (no offline queue, one
+ * retry per request) so writes are refused with UNAVAILABLE instead of
+ * hanging, reconnects forever with capped backoff, and exports
+ * keyfleet_redis_up.
+ */
+export function connectRedis(
+  url: string,
+  registry: Registry,
+  logger: Logger,
+  options: RedisOptions = {},
+): Redis {
+  const up = new Gauge({
+    name: 'keyfleet_redis_up',
+    help: '1 while the service is connected to Redis, else 0.',
+    registers: [registry],
+  });
+  const redis = new Redis(url, {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 2000),
+    ...options,
+  });
+  redis.on('ready', () => {
+    up.set(1);
+    logger.info('redis connected');
+  });
+  redis.on('close', () => up.set(0));
+  redis.on('error', (error: Error) => logger.warn({ err: { message: error.message } }, 'redis error'));
+  return redis;
+}
+
+/** True while the client can send commands. */
+export function redisIsReady(redis: Redis): boolean {
+  return redis.status === 'ready';
+}

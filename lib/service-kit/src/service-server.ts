@@ -1,0 +1,223 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { protoFiles, protoRoot } from '@keyfleet/proto';
+import { ErrorCode, KeyfleetError } from './keyfleet-error.js';
+import { statusName, toServiceError } from './grpc-status.js';
+import type { Role } from './client-roles.js';
+import type { ServerSecurity } from './server-security.js';
+import type { Logger } from './logger.js';
+
+/** The part of a server call every call kind shares. */
+type SurfaceCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** What a handler knows about its caller. */
+export interface CallContext {
+  /** The method's name as in the .proto, e.g. "Rotate". */
+  readonly method: string;
+  /** `cn:<common name>` of the client certificate, or `insecure-dev`. */
+  readonly identity: string;
+  readonly role: Role;
+  readonly peer: string;
+  /** Aborted when the client cancels or the server shuts down. */
+  readonly signal: AbortSignal;
+}
+
+export type UnaryHandler<Req = never, Res = unknown> = (request: Req, context: CallContext) => Promise<Res>;
+/** Resolves when the stream should end; rejects to end it with an error. */
+export type ServerStreamHandler<Req = never, Res = unknown> = (
+  request: Req,
+  stream: grpc.ServerWritableStream<Req, Res>,
+  context: CallContext,
+) => Promise<void>;
+
+/** One service to serve: its ts-proto definition, handlers by method key, and which methods need admin. */
+export interface ServiceBinding {
+  readonly definition: grpc.ServiceDefinition;
+  readonly handlers: Readonly<
+    Record<string, UnaryHandler<never, unknown> | ServerStreamHandler<never, unknown>>
+  >;
+  readonly adminMethods: ReadonlySet<string>;
+}
+
+export interface ServiceServerOptions {
+  /** host:port; port 0 picks one. */
+  readonly address: string;
+  readonly security: ServerSecurity;
+  readonly services: readonly ServiceBinding[];
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export interface RunningServiceServer {
+  readonly server: grpc.Server;
+  readonly port: number;
+  /** Health for the whole server ("") and every served service. */
+  setServing(serving: boolean): void;
+  /** Stops accepting calls, ends streams, waits up to `graceMs` for unary calls. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function methodNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function authenticate(call: SurfaceCall, security: ServerSecurity): { identity: string; role: Role } {
+  if (security.mode === 'insecure-dev') return { identity: 'insecure-dev', role: 'admin' };
+  const certificate = call.getAuthContext().sslPeerCertificate;
+  if (!certificate || !certificate.fingerprint256) {
+    throw new KeyfleetError(ErrorCode.Unauthenticated, 'a client certificate is required');
+  }
+  const commonName = String(certificate.subject?.CN ?? '');
+  const fingerprintSha256 = certificate.fingerprint256.replaceAll(':', '').toLowerCase();
+  const role = security.roles.roleOf({ commonName, fingerprintSha256 });
+  if (!role) throw new KeyfleetError(ErrorCode.PermissionDenied, `client "${commonName}" has no role`);
+  return { identity: `cn:${commonName}`, role };
+}
+
+/** Starts a gRPC server with health, reflection, roles, metrics and error mapping around every handler. */
+export async function startServiceServer(options: ServiceServerOptions): Promise<RunningServiceServer> {
+  const { security, registry, logger } = options;
+  const requests = new Counter({
+    name: 'keyfleet_grpc_requests_total',
+    help: 'gRPC calls handled, by service, method and status code.',
+    labelNames: ['service', 'method', 'code'] as const,
+    registers: [registry],
+  });
+  const durations = new Histogram({
+    name: 'keyfleet_grpc_request_duration_seconds',
+    help: 'Time to answer unary gRPC calls.',
+    labelNames: ['service', 'method'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const shutdown = new AbortController();
+  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
+
+  for (const binding of options.services) {
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const [key, method] of Object.entries(binding.definition)) {
+      const handler = binding.handlers[key];
+      if (!handler) throw new Error(`no handler for ${method.path}`);
+      const serviceName = method.path.split('/')[1] ?? '';
+      const name = methodNameOf(method.path);
+      const needsAdmin = binding.adminMethods.has(name);
+      const contextFor = (call: SurfaceCall): CallContext => {
+        const { identity, role } = authenticate(call, security);
+        if (needsAdmin && role !== 'admin') {
+          throw new KeyfleetError(ErrorCode.PermissionDenied, `${name} needs the admin role`);
+        }
+        const signal = AbortSignal.any([shutdown.signal, cancelSignal(call)]);
+        return { method: name, identity, role, peer: call.getPeer(), signal };
+      };
+      const count = (error: unknown) =>
+        requests.inc({
+          service: serviceName,
+          method: name,
+          code: error ? statusName(toServiceError(error).code) : 'OK',
+        });
+
+      if (!method.requestStream && !method.responseStream) {
+        const unary = handler as UnaryHandler<unknown, unknown>;
+        implementation[key] = ((
+          call: grpc.ServerUnaryCall<unknown, unknown>,
+          callback: grpc.sendUnaryData<unknown>,
+        ) => {
+          const stopTimer = durations.startTimer({ service: serviceName, method: name });
+          Promise.resolve()
+            .then(() => unary(call.request, contextFor(call)))
+            .then(
+              (response) => {
+                count(undefined);
+                callback(null, response);
+              },
+              (error: unknown) => {
+                count(error);
+                if (!(error instanceof KeyfleetError))
+                  logger.error({ err: error, method: name }, 'handler failed');
+                callback(toServiceError(error));
+              },
+            )
+            .finally(() => stopTimer());
+        }) as grpc.handleUnaryCall<unknown, unknown>;
+      } else if (!method.requestStream && method.responseStream) {
+        const streaming = handler as ServerStreamHandler<unknown, unknown>;
+        implementation[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          Promise.resolve()
+            .then(() => streaming(call.request, call, contextFor(call)))
+            .then(
+              () => {
+                count(undefined);
+                if (!call.cancelled && !call.writableEnded) call.end();
+              },
+              (error: unknown) => {
+                count(error);
+                if (!(error instanceof KeyfleetError))
+                  logger.error({ err: error, method: name }, 'stream failed');
+                if (!call.cancelled) call.emit('error', toServiceError(error));
+              },
+            );
+        }) as grpc.handleServerStreamingCall<unknown, unknown>;
+      } else {
+        throw new Error(`${method.path}: client streaming is not supported by service-kit`);
+      }
+    }
+    server.addService(binding.definition, implementation);
+  }
+
+  const serviceNames = options.services.map((binding) => {
+    const first = Object.values(binding.definition)[0];
+    return first ? (first.path.split('/')[1] ?? '') : '';
+  });
+  const health = new HealthImplementation(
+    Object.fromEntries(['', ...serviceNames].map((s) => [s, 'SERVING'])),
+  );
+  health.addToServer(server);
+  const definitions = protoLoader.loadSync([...protoFiles], { includeDirs: [protoRoot], keepCase: true });
+  new ReflectionService(definitions).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.address, security.credentials, (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    ),
+  );
+  if (security.mode === 'insecure-dev') {
+    logger.warn(
+      { port },
+      'gRPC is plain text and every caller is admin (KEYFLEET_INSECURE_DEV): development only',
+    );
+  }
+
+  return {
+    server,
+    port,
+    setServing(serving) {
+      const status: ServingStatus = serving ? 'SERVING' : 'NOT_SERVING';
+      for (const name of ['', ...serviceNames]) health.setStatus(name, status);
+    },
+    stop(graceMs = 5000) {
+      shutdown.abort();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function cancelSignal(call: SurfaceCall): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  call.once('cancelled', () => controller.abort());
+  // A server stream also ends when the client half-closes or the socket drops.
+  call.once('close', () => controller.abort());
+  return controller.signal;
+}

@@ -1,0 +1,40 @@
+// Runs before `npm start` and `npm test` (plain JavaScript: it must work before
+// any dependency is installed). It installs the npm dependencies when they are
+// missing or older than package-lock.json, and stops at once with the exact
+// install command when a system program the command needs is missing.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const forTests = process.argv.includes('--for-tests');
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) {
+  console.error(`keyfleet needs Node.js 20 or later; this is ${process.version}.`);
+  process.exit(1);
+}
+
+// Program → Debian package. The tests use real peers, never mocks.
+const programs = forTests
+  ? { 'redis-server': 'redis-server', openssl: 'openssl', ss: 'iproute2' }
+  : { openssl: 'openssl', ...(process.env.REDIS_URL ? {} : { 'redis-server': 'redis-server' }) };
+
+const missing = Object.entries(programs).filter(
+  ([program]) => spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status !== 0,
+);
+if (missing.length > 0) {
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
+  console.error(`Missing: ${missing.map(([program]) => program).join(', ')}. Install with:`);
+  console.error(`  sudo apt-get update && sudo apt-get install -y ${packages}`);
+  process.exit(1);
+}
+
+const lock = path.join(root, 'package-lock.json');
+const installed = path.join(root, 'node_modules', '.package-lock.json');
+const stale = !existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs;
+if (stale) {
+  console.error('Installing npm dependencies (npm ci)…');
+  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

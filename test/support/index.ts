@@ -1,0 +1,13 @@
+/**
+ * Real-peer helpers for keyfleet's tests: a real redis-server, a throwaway PKI
+ * made with the openssl CLI, `openssl ocsp` as a responder, and gRPC servers on
+ * port 0. Nothing here mocks Redis, TLS or OCSP.
+ */
+export { startRedis, type TestRedis } from './redis-server.js';
+export { createTestPki, type TestPki, type IssuedCertificate, type LeafOptions } from './test-pki.js';
+export { startOcspResponder, type OcspResponder, type OcspResponderOptions } from './ocsp-responder.js';
+export { startGrpcServer, drainGrpcServer, type TestGrpcServer } from './grpc-server.js';
+export { freePort, waitForListening } from './ports.js';
+export { makeTempDir, randomPrefix } from './temp-dir.js';
+export { startProcess, type RunningProcess } from './child-process.js';
+export { hasCommand, requireCommand, systemPackageFor } from './system-commands.js';

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { requireCommand } from './system-commands.js';
+import { waitForListening } from './ports.js';
+import { startProcess, type RunningProcess } from './child-process.js';
+import type { IssuedCertificate, TestPki } from './test-pki.js';
+
+export interface OcspResponderOptions {
+  /** Who signs responses. Default: the delegated responder (id-kp-OCSPSigning). */
+  signer?: 'delegated' | 'issuer' | 'unrelated' | 'delegated-without-ocsp-signing';
+  /** Minutes until nextUpdate (`-nmin`). Default 10. */
+  nextUpdateMinutes?: number;
+  /** Days until nextUpdate (`-ndays`); takes precedence over minutes. */
+  nextUpdateDays?: number;
+  /** Omit nextUpdate entirely (neither -nmin nor -ndays). */
+  omitNextUpdate?: boolean;
+}
+
+/** A real `openssl ocsp` responder answering for the test PKI's intermediate. */
+export interface OcspResponder {
+  readonly url: string;
+  readonly process: RunningProcess;
+  /**
+   * After `pki.revoke`, openssl 3.0's responder rereads its index one request
+   * late: this sends that one throwaway request so the next real one is current.
+   */
+  refreshIndex(cert: IssuedCertificate): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `openssl ocsp` on `pki.ocspPort` (it listens on every interface and
+ * cannot bind a host) and waits for it with `ss`, never by connecting.
+ */
+export async function startOcspResponder(
+  pki: TestPki,
+  options: OcspResponderOptions = {},
+): Promise<OcspResponder> {
+  requireCommand('openssl');
+  requireCommand('ss');
+  const signer = {
+    delegated: pki.responder,
+    issuer: pki.intermediate,
+    unrelated: pki.unrelated,
+    'delegated-without-ocsp-signing': pki.responderWithoutOcspSigning,
+  }[options.signer ?? 'delegated'];
+  const validity = options.omitNextUpdate
+    ? []
+    : options.nextUpdateDays !== undefined
+      ? ['-ndays', String(options.nextUpdateDays)]
+      : ['-nmin', String(options.nextUpdateMinutes ?? 10)];
+  const args = [
+    'ocsp',
+    '-index',
+    pki.indexPath,
+    '-port',
+    String(pki.ocspPort),
+    '-rsigner',
+    signer.certPath,
+    '-rkey',
+    signer.keyPath,
+    '-CA',
+    pki.intermediate.certPath,
+    '-ignore_err',
+    ...validity,
+  ];
+  const running = startProcess('openssl', args, { cwd: pki.dir });
+  try {
+    await waitForListening(pki.ocspPort);
+  } catch (error) {
+    await running.stop();
+    throw new Error(`openssl ocsp did not start: ${running.output()}`, { cause: error });
+  }
+  return {
+    url: pki.ocspUrl,
+    process: running,
+    refreshIndex: (cert) => {
+      execFileSync(
+        'openssl',
+        [
+          'ocsp',
+          '-issuer',
+          pki.intermediate.certPath,
+          '-cert',
+          cert.certPath,
+          '-url',
+          pki.ocspUrl,
+          '-noverify',
+          '-timeout',
+          '5',
+        ],
+        { stdio: 'ignore' },
+      );
+    },
+    stop: () => running.stop(),
+  };
+}
