@@ -26,3 +26,11 @@ export {
   nodeTicketKeys,
   openssl256Keys,
 } from './keys/key-material.js';
+
+// Reaching the services.
+export {
+  channelCredentials,
+  serviceConnectionFromEnv,
+  type ServiceConnection,
+} from './client/channel-credentials.js';
+export { startWatchLoop, type WatchLoop, type WatchLoopOptions } from './client/watch-loop.js';
