@@ -1,0 +1,49 @@
+// The quick-start commands stop at once, with the exact install command, when a
+// system program is missing (here: a PATH that has node and sh but no redis-server).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir } from '@keyfleet/test-support';
+
+const script = path.resolve(import.meta.dirname, 'ensure-deps.mjs');
+
+function pathWith(programs: string[]) {
+  const dir = makeTempDir('path');
+  for (const program of programs) {
+    const real = execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim();
+    symlinkSync(real, path.join(dir.path, program));
+  }
+  return dir;
+}
+
+test('npm test stops with the apt-get line when redis-server is missing', () => {
+  const bin = pathWith(['sh', 'openssl', 'ss']);
+  try {
+    const result = spawnSync(process.execPath, [script, '--for-tests'], {
+      env: { PATH: bin.path },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /Missing: redis-server/);
+    assert.match(result.stderr, /sudo apt-get update && sudo apt-get install -y redis-server\n/);
+  } finally {
+    bin.remove();
+  }
+});
+
+test('npm start needs no redis-server when REDIS_URL is set, but still needs openssl', () => {
+  const bin = pathWith(['sh']);
+  try {
+    const result = spawnSync(process.execPath, [script], {
+      env: { PATH: bin.path, REDIS_URL: 'redis://127.0.0.1:1' },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /Missing: openssl\./);
+    assert.doesNotMatch(result.stderr, /redis-server/);
+  } finally {
+    bin.remove();
+  }
+});
