@@ -1,0 +1,167 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { TicketDecision, TicketReason } from '@keyfleet/proto';
+import { keyNameLabel } from '../keys/ticket-key.js';
+
+/** What the metrics read from one ring's key source at scrape time (not on the hot path). */
+export interface RingMetricsView {
+  /** Epoch of the key set held, undefined before the first. */
+  epoch(): number | undefined;
+  /** Milliseconds since the last message from the service, undefined before the first. */
+  stalenessMs(): number | undefined;
+  /** Name of the key this node encrypts with now, undefined when none is ACTIVE. */
+  encryptingKeyName(): Uint8Array | undefined;
+}
+
+/**
+ * The engine's metrics (names fixed in the common rules), registered once per
+ * registry: every component of a node (ticket engine, key-set provider, staple
+ * cache, tls.Server adapter) calls engineMetrics(registry) and shares them.
+ * Key names appear only as keyNameLabel (public, first 8 bytes); secrets never.
+ */
+export interface EngineMetrics {
+  readonly ticketDecisions: Counter<'ring' | 'key' | 'decision' | 'reason'>;
+  readonly ticketAgeSeconds: Histogram<'ring'>;
+  readonly illegalDecisions: Counter<'ring'>;
+  readonly staplesServed: Counter<'result'>;
+  readonly ticketHookFallback: Gauge;
+  /** Counts one decision; label children are cached so the hot path does no label hashing. */
+  countDecision(
+    ring: string,
+    keyName: Uint8Array | undefined,
+    decision: TicketDecision,
+    reason: TicketReason,
+  ): void;
+  /** Exports epoch, staleness and encrypting key of a ring until the returned function is called. */
+  trackRing(ring: string, view: RingMetricsView): () => void;
+}
+
+const registries = new WeakMap<Registry, EngineMetrics>();
+
+export function engineMetrics(registry: Registry): EngineMetrics {
+  const existing = registries.get(registry);
+  if (existing) return existing;
+  const created = createEngineMetrics(registry);
+  registries.set(registry, created);
+  return created;
+}
+
+/** Lower-case enum names without the prefix, e.g. "use_renew", "key_retired". */
+export function decisionLabel(decision: TicketDecision): string {
+  return (TicketDecision[decision] ?? String(decision)).toLowerCase();
+}
+export function reasonLabel(reason: TicketReason): string {
+  return (TicketReason[reason] ?? String(reason)).toLowerCase();
+}
+
+function createEngineMetrics(registry: Registry): EngineMetrics {
+  const views = new Map<string, Set<RingMetricsView>>();
+  const latestView = (ring: string) => {
+    const set = views.get(ring);
+    return set ? [...set].at(-1) : undefined;
+  };
+
+  const ticketDecisions = new Counter({
+    name: 'keyfleet_engine_ticket_decisions_total',
+    help: 'Ticket decrypt decisions, by ring, key name label, decision and reason.',
+    labelNames: ['ring', 'key', 'decision', 'reason'] as const,
+    registers: [registry],
+  });
+  const ticketAgeSeconds = new Histogram({
+    name: 'keyfleet_engine_ticket_age_seconds',
+    help: 'Age of tickets that opened (now minus first issue time).',
+    labelNames: ['ring'] as const,
+    buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600],
+    registers: [registry],
+  });
+  const illegalDecisions = new Counter({
+    name: 'keyfleet_engine_illegal_decisions_total',
+    help: 'Policy decisions of USE/USE_RENEW for a ticket that did not open (or no valid decision), turned into ABORT.',
+    labelNames: ['ring'] as const,
+    registers: [registry],
+  });
+  const staplesServed = new Counter({
+    name: 'keyfleet_engine_staples_served_total',
+    help: 'OCSP status requests answered, by result (stapled, none, expired, refused).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const ticketHookFallback = new Gauge({
+    name: 'keyfleet_engine_ticket_hook_fallback',
+    help: "1 when Node's per-ticket key hook is missing and the static ticketKeys API is used.",
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'keyfleet_engine_key_set_epoch',
+    help: 'Epoch of the key set this node holds.',
+    labelNames: ['ring'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of views.keys()) {
+        const epoch = latestView(ring)?.epoch();
+        if (epoch !== undefined) this.set({ ring }, epoch);
+      }
+    },
+  });
+  new Gauge({
+    name: 'keyfleet_engine_key_set_staleness_seconds',
+    help: 'Seconds since the last message (key set or heartbeat) from the ticket-key service.',
+    labelNames: ['ring'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of views.keys()) {
+        const staleness = latestView(ring)?.stalenessMs();
+        if (staleness !== undefined) this.set({ ring }, staleness / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'keyfleet_engine_encrypting_key_info',
+    help: 'The key this node encrypts new tickets with (value 1), by ring and key name label.',
+    labelNames: ['ring', 'key'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of views.keys()) {
+        const name = latestView(ring)?.encryptingKeyName();
+        if (name) this.set({ ring, key: keyNameLabel(name) }, 1);
+      }
+    },
+  });
+
+  const decisionChildren = new Map<string, Counter.Internal>();
+  return {
+    ticketDecisions,
+    ticketAgeSeconds,
+    illegalDecisions,
+    staplesServed,
+    ticketHookFallback,
+    countDecision(ring, keyName, decision, reason) {
+      const key = keyName ? keyNameLabel(keyName) : '';
+      const cacheKey = `${ring}\u0000${key}\u0000${decision}\u0000${reason}`;
+      let child = decisionChildren.get(cacheKey);
+      if (!child) {
+        child = ticketDecisions.labels({
+          ring,
+          key,
+          decision: decisionLabel(decision),
+          reason: reasonLabel(reason),
+        });
+        // Key names churn with rotation; keep the cache from growing without bound.
+        if (decisionChildren.size > 4096) decisionChildren.clear();
+        decisionChildren.set(cacheKey, child);
+      }
+      child.inc();
+    },
+    trackRing(ring, view) {
+      let set = views.get(ring);
+      if (!set) views.set(ring, (set = new Set()));
+      set.add(view);
+      return () => {
+        set.delete(view);
+        if (set.size === 0) views.delete(ring);
+      };
+    },
+  };
+}

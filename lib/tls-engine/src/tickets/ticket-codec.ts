@@ -1,0 +1,128 @@
+import { randomFillSync } from 'node:crypto';
+import { TicketReason, TicketStatus } from '@keyfleet/proto';
+import type { KeySchedule, ScheduledKey, ScheduledKeyState } from '../keys/key-schedule.js';
+import { KEY_NAME_BYTES, keyNameHex } from '../keys/ticket-key.js';
+import {
+  decodePlaintext,
+  encodePlaintext,
+  encodeRing,
+  MIN_TICKET_BYTES,
+  TICKET_HEADER_BYTES,
+  TICKET_VERSION_1,
+  ticketAad,
+  ticketLimits,
+  type TicketPayload,
+} from './ticket-format.js';
+import { AEAD_NONCE_BYTES, nodeTicketAead, type AeadKey, type TicketAead } from './xchacha-aead.js';
+
+/** The keys a codec seals and opens with: the schedule and each key's derived AEAD key. */
+export interface CodecKeys {
+  readonly schedule: KeySchedule;
+  /** The HKDF-derived engine key of a key in the schedule, derived once per key set. */
+  aeadKey(nameHex: string): AeadKey | undefined;
+}
+
+/** What opening a ticket found. `payload` is set exactly when the status is SUCCESS or SUCCESS_RENEW. */
+export interface OpenedTicket {
+  readonly status: TicketStatus;
+  readonly reason: TicketReason;
+  /** The key name the ticket carries, when it was long enough to carry one. */
+  readonly keyName?: Uint8Array;
+  /** The key's state at the time of opening, when the key is in the set. */
+  readonly keyState?: ScheduledKeyState;
+  readonly payload?: TicketPayload;
+}
+
+export interface TicketCodecOptions {
+  /** The ring the codec serves; bound into every ticket's AAD. */
+  readonly ring: string;
+  /** Default: nodeTicketAead (OpenSSL bulk, byte-identical to @noble/ciphers). */
+  readonly aead?: TicketAead;
+  /** Fills a buffer with random bytes. Default: node:crypto randomFillSync. Injected for tests. */
+  readonly randomFill?: (buffer: Uint8Array) => void;
+}
+
+/**
+ * Seals and opens engine-format v1 tickets for one ring (layout in
+ * ticket-format.ts). `open` never throws: any input at all ends in a status and
+ * a reason, and the checks run cheapest first (size, version, key name, then
+ * authentication) so hostile input costs little.
+ */
+export interface TicketCodec {
+  readonly ring: string;
+  /** Seals under `key`; throws RangeError when a payload field is over its limit. */
+  sealWith(key: ScheduledKey, aeadKey: AeadKey, payload: TicketPayload): Uint8Array;
+  open(ticket: Uint8Array, keys: CodecKeys | undefined, nowMs: number): OpenedTicket;
+}
+
+const NONCE_POOL_NONCES = 256;
+
+export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
+  const ringBytes = encodeRing(options.ring);
+  const aead = options.aead ?? nodeTicketAead;
+  const randomFill = options.randomFill ?? ((buffer: Uint8Array) => randomFillSync(buffer));
+  // One random call per 256 tickets: the pool's bytes are used once each.
+  const pool = new Uint8Array(AEAD_NONCE_BYTES * NONCE_POOL_NONCES);
+  let poolOffset = pool.length;
+  const nextNonce = (into: Uint8Array) => {
+    if (poolOffset === pool.length) {
+      randomFill(pool);
+      poolOffset = 0;
+    }
+    into.set(pool.subarray(poolOffset, poolOffset + AEAD_NONCE_BYTES));
+    pool.fill(0, poolOffset, poolOffset + AEAD_NONCE_BYTES);
+    poolOffset += AEAD_NONCE_BYTES;
+  };
+
+  const noDecrypt = (reason: TicketReason, keyName?: Uint8Array, keyState?: ScheduledKeyState) =>
+    ({ status: TicketStatus.NO_DECRYPT, reason, keyName, keyState }) as OpenedTicket;
+
+  return {
+    ring: options.ring,
+    sealWith(key, aeadKey, payload) {
+      const plaintext = encodePlaintext(payload);
+      const header = new Uint8Array(TICKET_HEADER_BYTES);
+      header[0] = TICKET_VERSION_1;
+      header.set(key.name, 1);
+      const nonce = header.subarray(1 + KEY_NAME_BYTES);
+      nextNonce(nonce);
+      const sealed = aead.seal(aeadKey, nonce, ticketAad(TICKET_VERSION_1, ringBytes, key.name), plaintext);
+      const ticket = new Uint8Array(TICKET_HEADER_BYTES + sealed.length);
+      ticket.set(header, 0);
+      ticket.set(sealed, TICKET_HEADER_BYTES);
+      return ticket;
+    },
+    open(ticket, keys, nowMs) {
+      if (ticket.length === 0) return { status: TicketStatus.EMPTY, reason: TicketReason.EMPTY };
+      if (ticket.length > ticketLimits.maxTicketBytes) return noDecrypt(TicketReason.TOO_LARGE);
+      if (ticket[0] !== TICKET_VERSION_1 || ticket.length < MIN_TICKET_BYTES) {
+        return noDecrypt(TicketReason.MALFORMED);
+      }
+      // Copied so the result never aliases the caller's buffer.
+      const keyName = ticket.slice(1, 1 + KEY_NAME_BYTES);
+      const nameHex = keyNameHex(keyName);
+      const key = keys?.schedule.find(nameHex);
+      if (!keys || !key) {
+        const revoked = keys?.schedule.isRevoked(nameHex) ?? false;
+        return noDecrypt(revoked ? TicketReason.KEY_REVOKED : TicketReason.UNKNOWN_KEY, keyName);
+      }
+      const keyState = keys.schedule.stateOf(key, nowMs);
+      if (keyState === 'gone') return noDecrypt(TicketReason.KEY_EXPIRED, keyName, keyState);
+      const aeadKey = keys.aeadKey(nameHex);
+      if (!aeadKey) return noDecrypt(TicketReason.UNKNOWN_KEY, keyName, keyState);
+      const nonce = ticket.subarray(1 + KEY_NAME_BYTES, TICKET_HEADER_BYTES);
+      const plaintext = aead.open(
+        aeadKey,
+        nonce,
+        ticketAad(TICKET_VERSION_1, ringBytes, keyName),
+        ticket.subarray(TICKET_HEADER_BYTES),
+      );
+      if (!plaintext) return noDecrypt(TicketReason.AUTH_FAILED, keyName, keyState);
+      const payload = decodePlaintext(plaintext);
+      if (!payload) return noDecrypt(TicketReason.MALFORMED, keyName, keyState);
+      return keyState === 'decrypt-only'
+        ? { status: TicketStatus.SUCCESS_RENEW, reason: TicketReason.KEY_RETIRED, keyName, keyState, payload }
+        : { status: TicketStatus.SUCCESS, reason: TicketReason.OK, keyName, keyState, payload };
+    },
+  };
+}
