@@ -1,0 +1,275 @@
+import { createHash } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { OcspCertStatus } from '@keyfleet/proto';
+import { ensurePkiEngine } from '../pki/crypto-engine.js';
+import { FetchResult, fetchFailure, type FetchFailure } from './fetch-result.js';
+
+const oidBasicResponse = '1.3.6.1.5.5.7.48.1.1';
+const oidExtKeyUsage = '2.5.29.37';
+const oidOcspSigning = '1.3.6.1.5.5.7.3.9';
+
+/** Default response size cap: the largest staple the contract carries (staples.proto). */
+export const defaultMaxResponseBytes = 65_536;
+/** Default clock skew tolerated on thisUpdate and nextUpdate. */
+export const defaultSkewMs = 5 * 60_000;
+
+/** What a response is checked against. Everything is passed in, so the rules are tested without I/O. */
+export interface OcspValidationInput {
+  /** The body exactly as received. */
+  readonly der: Uint8Array;
+  /** The CertID we asked about (its hash algorithm included). */
+  readonly certId: pkijs.CertID;
+  /** The registered leaf's issuer: it signs, or it issued the delegated responder that signs. */
+  readonly issuer: pkijs.Certificate;
+  readonly nowMs: number;
+  readonly skewMs: number;
+  readonly maxResponseBytes: number;
+}
+
+/** A response that passed every rule: what a node may staple. */
+export interface ValidatedStaple {
+  readonly der: Uint8Array;
+  readonly certStatus: OcspCertStatus;
+  readonly thisUpdateMs: number;
+  /** The response's nextUpdate, capped at the signer certificate's notAfter. */
+  readonly nextUpdateMs: number;
+  readonly producedAtMs: number;
+  /** Set when certStatus is REVOKED, else 0. */
+  readonly revokedAtMs: number;
+}
+
+export type OcspValidationResult = { readonly ok: true; readonly staple: ValidatedStaple } | FetchFailure;
+
+/** RFC 6960 4.2.1 responseStatus values other than successful(0). */
+const failedStatus: Readonly<Record<number, [Exclude<FetchResult, FetchResult.Ok>, string]>> = {
+  1: [FetchResult.MalformedRequest, 'responseStatus malformedRequest'],
+  2: [FetchResult.InternalError, 'responseStatus internalError'],
+  3: [FetchResult.TryLater, 'responseStatus tryLater'],
+  5: [FetchResult.SigRequired, 'responseStatus sigRequired'],
+  6: [FetchResult.Unauthorized, 'responseStatus unauthorized'],
+};
+
+function parseStrict(bytes: ArrayBufferView | ArrayBuffer): asn1js.AsnType | undefined {
+  const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  const parsed = asn1js.fromBER(view);
+  return parsed.offset === -1 || parsed.offset !== view.byteLength ? undefined : parsed.result;
+}
+
+function sameBytes(a: ArrayBuffer | Uint8Array, b: ArrayBuffer | Uint8Array): boolean {
+  return Buffer.from(a instanceof ArrayBuffer ? new Uint8Array(a) : a).equals(
+    Buffer.from(b instanceof ArrayBuffer ? new Uint8Array(b) : b),
+  );
+}
+
+/** ResponderID (RFC 6960 4.2.2.3): byName, or byKey = SHA-1 of the subjectPublicKey bits. */
+function matchesResponderId(certificate: pkijs.Certificate, responderId: unknown): boolean {
+  if (responderId instanceof pkijs.RelativeDistinguishedNames)
+    return certificate.subject.isEqual(responderId);
+  if (responderId instanceof asn1js.OctetString) {
+    const keyHash = createHash('sha1')
+      .update(certificate.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView)
+      .digest();
+    return sameBytes(keyHash, responderId.valueBlock.valueHexView);
+  }
+  return false;
+}
+
+function hasOcspSigning(certificate: pkijs.Certificate): boolean {
+  const extension = certificate.extensions?.find((e) => e.extnID === oidExtKeyUsage);
+  const usage = extension?.parsedValue as pkijs.ExtKeyUsage | undefined;
+  return usage?.keyPurposes.includes(oidOcspSigning) ?? false;
+}
+
+async function signatureVerifies(
+  basic: pkijs.BasicOCSPResponse,
+  signer: pkijs.Certificate,
+): Promise<boolean> {
+  try {
+    return await ensurePkiEngine().verifyWithPublicKey(
+      basic.tbsResponseData.tbsView,
+      basic.signature,
+      signer.subjectPublicKeyInfo,
+      basic.signatureAlgorithm,
+    );
+  } catch {
+    // Unsupported or mangled algorithm parameters: as good as a wrong signature.
+    return false;
+  }
+}
+
+async function issuedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificate): Promise<boolean> {
+  if (!certificate.issuer.isEqual(issuer.subject)) return false;
+  try {
+    return await certificate.verify(issuer);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds who signed the response and checks that it may: the issuer itself, or
+ * a delegated responder certificate carried in the response, issued (signature
+ * checked) by the issuer, carrying id-kp-OCSPSigning and valid now (RFC 6960
+ * 4.2.2.2). Returns the signer, or the failure.
+ */
+async function authorizedSigner(
+  basic: pkijs.BasicOCSPResponse,
+  input: OcspValidationInput,
+): Promise<{ ok: true; signer: pkijs.Certificate } | FetchFailure> {
+  const responderId: unknown = basic.tbsResponseData.responderID;
+  if (matchesResponderId(input.issuer, responderId)) {
+    return (await signatureVerifies(basic, input.issuer))
+      ? { ok: true, signer: input.issuer }
+      : fetchFailure(FetchResult.BadSignature, "signature does not verify with the issuer's key");
+  }
+  const candidates = (basic.certs ?? []).filter((c) => matchesResponderId(c, responderId));
+  if (candidates.length === 0) {
+    return fetchFailure(
+      FetchResult.UnauthorizedSigner,
+      'signed neither by the issuer nor by a responder certificate included in the response',
+    );
+  }
+  let firstProblem: FetchFailure | undefined;
+  for (const candidate of candidates) {
+    const problem = !(await issuedBy(candidate, input.issuer))
+      ? fetchFailure(FetchResult.UnauthorizedSigner, 'responder certificate is not issued by the issuer')
+      : !hasOcspSigning(candidate)
+        ? fetchFailure(FetchResult.UnauthorizedSigner, 'responder certificate lacks id-kp-OCSPSigning')
+        : candidate.notBefore.value.getTime() > input.nowMs + input.skewMs ||
+            candidate.notAfter.value.getTime() < input.nowMs - input.skewMs
+          ? fetchFailure(FetchResult.UnauthorizedSigner, 'responder certificate is not valid now')
+          : !(await signatureVerifies(basic, candidate))
+            ? fetchFailure(FetchResult.BadSignature, "signature does not verify with the responder's key")
+            : undefined;
+    if (!problem) return { ok: true, signer: candidate };
+    firstProblem ??= problem;
+  }
+  return firstProblem!;
+}
+
+function certStatusOf(
+  single: pkijs.SingleResponse,
+): { status: OcspCertStatus; revokedAtMs: number } | undefined {
+  const choice = single.certStatus as asn1js.BaseBlock & {
+    idBlock: { tagClass: number; tagNumber: number };
+    valueBlock: { value?: unknown[] };
+  };
+  if (choice?.idBlock?.tagClass !== 3) return undefined;
+  switch (choice.idBlock.tagNumber) {
+    case 0:
+      return { status: OcspCertStatus.GOOD, revokedAtMs: 0 };
+    case 1: {
+      const time = choice.valueBlock.value?.[0];
+      if (!(time instanceof asn1js.GeneralizedTime)) return undefined;
+      return { status: OcspCertStatus.REVOKED, revokedAtMs: time.toDate().getTime() };
+    }
+    case 2:
+      return { status: OcspCertStatus.UNKNOWN, revokedAtMs: 0 };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Decides whether an OCSP response may be stapled for the registered
+ * certificate (RFC 6960 sections 3.2 and 4.2.2, RFC 5019): size within the
+ * cap; responseStatus successful; a basic response; exactly one
+ * SingleResponse answering our CertID with the hash algorithm we asked with;
+ * an authorized signer; thisUpdate not in the future and nextUpdate present
+ * and not past, both with `skewMs` of tolerance; validity capped at the
+ * signer's notAfter. Never throws: anything unexpected in the bytes is a
+ * failure with a reason, which is also the fetch metric's label.
+ */
+export async function validateOcspResponse(input: OcspValidationInput): Promise<OcspValidationResult> {
+  if (input.der.byteLength > input.maxResponseBytes) {
+    return fetchFailure(
+      FetchResult.TooLarge,
+      `response is ${input.der.byteLength} bytes, over ${input.maxResponseBytes}`,
+    );
+  }
+  let response: pkijs.OCSPResponse;
+  let basic: pkijs.BasicOCSPResponse;
+  try {
+    const outer = parseStrict(input.der);
+    if (!outer) return fetchFailure(FetchResult.Malformed, 'body is not one DER value');
+    response = new pkijs.OCSPResponse({ schema: outer });
+  } catch {
+    return fetchFailure(FetchResult.Malformed, 'body is not an OCSPResponse');
+  }
+  const statusValue = response.responseStatus.valueBlock.valueDec;
+  if (statusValue !== 0) {
+    const known = failedStatus[statusValue];
+    return known
+      ? fetchFailure(...known)
+      : fetchFailure(FetchResult.Malformed, `responseStatus ${statusValue} is not defined`);
+  }
+  if (!response.responseBytes)
+    return fetchFailure(FetchResult.Malformed, 'successful response without responseBytes');
+  if (response.responseBytes.responseType !== oidBasicResponse) {
+    return fetchFailure(
+      FetchResult.UnsupportedResponseType,
+      `responseType ${response.responseBytes.responseType} is not id-pkix-ocsp-basic`,
+    );
+  }
+  try {
+    const inner = parseStrict(response.responseBytes.response.valueBlock.valueHexView);
+    if (!inner) return fetchFailure(FetchResult.Malformed, 'BasicOCSPResponse is not one DER value');
+    basic = new pkijs.BasicOCSPResponse({ schema: inner });
+  } catch {
+    return fetchFailure(FetchResult.Malformed, 'responseBytes do not hold a BasicOCSPResponse');
+  }
+
+  let matching: pkijs.SingleResponse[];
+  try {
+    matching = basic.tbsResponseData.responses.filter((single) => single.certID.isEqual(input.certId));
+  } catch {
+    return fetchFailure(FetchResult.Malformed, 'a SingleResponse has a malformed CertID');
+  }
+  if (matching.length !== 1) {
+    return fetchFailure(
+      FetchResult.CertIdMismatch,
+      matching.length === 0
+        ? 'no SingleResponse answers the requested CertID'
+        : `${matching.length} SingleResponses answer the requested CertID`,
+    );
+  }
+  const single = matching[0]!;
+  const status = certStatusOf(single);
+  if (!status) return fetchFailure(FetchResult.Malformed, 'certStatus is not good, revoked or unknown');
+
+  const signer = await authorizedSigner(basic, input);
+  if (!signer.ok) return signer;
+
+  const thisUpdateMs = single.thisUpdate.getTime();
+  const producedAtMs = basic.tbsResponseData.producedAt.getTime();
+  if (!Number.isFinite(thisUpdateMs) || !Number.isFinite(producedAtMs)) {
+    return fetchFailure(FetchResult.Malformed, 'thisUpdate or producedAt is not a valid time');
+  }
+  if (thisUpdateMs > input.nowMs + input.skewMs) {
+    return fetchFailure(
+      FetchResult.NotYetValid,
+      `thisUpdate ${new Date(thisUpdateMs).toISOString()} is in the future`,
+    );
+  }
+  if (!single.nextUpdate) return fetchFailure(FetchResult.NoNextUpdate, 'the response has no nextUpdate');
+  const responseNextUpdateMs = single.nextUpdate.getTime();
+  if (!Number.isFinite(responseNextUpdateMs) || responseNextUpdateMs <= thisUpdateMs) {
+    return fetchFailure(FetchResult.Malformed, 'nextUpdate is not after thisUpdate');
+  }
+  const nextUpdateMs = Math.min(responseNextUpdateMs, signer.signer.notAfter.value.getTime());
+  if (nextUpdateMs < input.nowMs - input.skewMs) {
+    return fetchFailure(FetchResult.Expired, `nextUpdate ${new Date(nextUpdateMs).toISOString()} has passed`);
+  }
+  return {
+    ok: true,
+    staple: {
+      der: input.der,
+      certStatus: status.status,
+      thisUpdateMs,
+      nextUpdateMs,
+      producedAtMs,
+      revokedAtMs: status.revokedAtMs,
+    },
+  };
+}
