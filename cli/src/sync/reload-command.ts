@@ -1,0 +1,29 @@
+import { execFile } from 'node:child_process';
+
+/** What happened when the terminator was told to reload. */
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** Its stderr and stdout, trimmed, for the log (never key material: the files are not printed). */
+  readonly output: string;
+}
+
+/**
+ * Runs the configured reload command (`nginx -s reload`, `kill -HUP 1`,
+ * `systemctl reload haproxy`) without a shell, so file names with spaces or
+ * quotes cannot turn into other commands.
+ */
+export function runReloadCommand(argv: readonly string[], timeoutMs = 30_000): Promise<ReloadResult> {
+  const [command, ...args] = argv;
+  if (!command) return Promise.resolve({ ok: true, output: '' });
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      const output = `${stderr}${stdout}`.trim();
+      resolve({ ok: !error, output: error ? `${error.message} ${output}`.trim() : output });
+    });
+  });
+}
+
+/** Splits a reload command given as one string on whitespace (no shell quoting). */
+export function parseCommandLine(text: string): string[] {
+  return text.split(/\s+/).filter((part) => part.length > 0);
+}

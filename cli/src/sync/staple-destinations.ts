@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CertificateRecord } from '@keyfleet/proto';
+import { certificateIdOfPem } from './staple-files.js';
+
+/**
+ * Where each certificate's staple goes: `<stapleDir>/<id>.der` for every
+ * certificate the stream carries, and `<pem>.ocsp` beside each certificate
+ * file named with --certificate (HAProxy's convention, and handy for nginx's
+ * `ssl_stapling_file`).
+ */
+export interface StapleDestinations {
+  /** Every file path for this certificate id. */
+  pathsFor(id: string): string[];
+  /** Certificate ids named explicitly (--certificate), whatever the stream says. */
+  readonly namedIds: readonly string[];
+}
+
+const CERTIFICATE_ID = /^[0-9a-f]{64}$/;
+
+export function stapleDestinations(options: {
+  stapleDir?: string | undefined;
+  certificatePaths?: readonly string[];
+}): StapleDestinations {
+  const byId = new Map<string, string[]>();
+  for (const pemPath of options.certificatePaths ?? []) {
+    const id = certificateIdOfPem(readFileSync(pemPath, 'utf8'));
+    byId.set(id, [...(byId.get(id) ?? []), `${pemPath}.ocsp`]);
+  }
+  return {
+    namedIds: [...byId.keys()],
+    pathsFor(id) {
+      // Ids come from the network and become file names: only the documented
+      // form (64 lower-case hex digits) is ever written.
+      if (!CERTIFICATE_ID.test(id)) return [];
+      const named = byId.get(id) ?? [];
+      return options.stapleDir ? [path.join(options.stapleDir, `${id}.der`), ...named] : named;
+    },
+  };
+}
+
+/** The records the stream carries, keyed by id. */
+export function recordsById(certificates: readonly CertificateRecord[]): Map<string, CertificateRecord> {
+  return new Map(certificates.map((record) => [record.id, record]));
+}
