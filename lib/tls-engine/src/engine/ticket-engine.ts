@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
-import { TicketDecision, TicketReason, TicketStatus } from '@keyfleet/proto';
+import type { TicketReason, TicketStatus } from '@keyfleet/proto';
+import { TicketDecision } from '@keyfleet/proto';
 import { createTicketCodec, type TicketCodec } from '../tickets/ticket-codec.js';
 import type { TicketAead } from '../tickets/xchacha-aead.js';
 import {

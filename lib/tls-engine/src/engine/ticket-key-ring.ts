@@ -144,3 +144,8 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
   return difference === 0;
 }
+
+/** A source that always returns one ring: static setups and tests. */
+export function staticTicketKeySource(ring: TicketKeyRing | undefined): TicketKeySource {
+  return { current: () => ring };
+}
