@@ -11,3 +11,14 @@ export { freePort, waitForListening } from './ports.js';
 export { makeTempDir, randomPrefix } from './temp-dir.js';
 export { startProcess, type RunningProcess } from './child-process.js';
 export { hasCommand, requireCommand, systemPackageFor } from './system-commands.js';
+export {
+  runSClient,
+  runSTime,
+  sessionTicketKeyName,
+  ticketKeyNameIn,
+  type SClientOptions,
+  type SClientResult,
+  type STimeOptions,
+  type STimeResult,
+  type TlsVersion,
+} from './openssl-client.js';

@@ -34,3 +34,37 @@ export {
   type ServiceConnection,
 } from './client/channel-credentials.js';
 export { startWatchLoop, type WatchLoop, type WatchLoopOptions } from './client/watch-loop.js';
+// Node TLS servers: shared ticket keys, session-id context and OCSP stapling (issue 6).
+export { attach, type AttachedTlsEngine } from './node-tls/attach.js';
+export {
+  compileAttachOptions,
+  type AttachOptions,
+  type CompiledAttachOptions,
+  type EngineLogger,
+} from './node-tls/attach-options.js';
+export { staticKeySource, type StaticKeySource, type TicketKeySource } from './node-tls/key-source.js';
+export { sessionIdContextForRing } from './node-tls/session-id-context.js';
+export {
+  TicketKeyResponder,
+  TicketKeyResult,
+  type HookDecision,
+  type HookReason,
+  type OpenAnswer,
+  type SealAnswer,
+} from './node-tls/ticket-key-responder.js';
+export { nodeTlsMetrics, type NodeTlsMetrics } from './node-tls/node-tls-metrics.js';
+// Staples for the node: cache, WatchStaples provider, must-staple detection.
+export { certificateId, certificateLabel } from './staples/certificate-id.js';
+export {
+  StapleCache,
+  type CachedStaple,
+  type StapleLookup,
+  type StapleSource,
+} from './staples/staple-cache.js';
+export {
+  WatchStaplesProvider,
+  cachedStapleOf,
+  type WatchStaplesClient,
+  type WatchStaplesProviderOptions,
+} from './staples/watch-staples-provider.js';
+export { isMustStaple, TLS_FEATURE_OID } from './staples/must-staple.js';

@@ -1,0 +1,42 @@
+import type tls from 'node:tls';
+import { compileAttachOptions, type AttachOptions } from './attach-options.js';
+import { nodeTlsMetrics } from './node-tls-metrics.js';
+import { installOcspStapling } from './ocsp-stapling.js';
+import { installServerTicketKeys, type TicketKeyMode } from './server-ticket-keys.js';
+
+/** What `attach` installed, and how to take it off again. */
+export interface AttachedTlsEngine {
+  /** 'hook' (per-ticket callback), 'static' (single-key fallback), or 'none' without a key source. */
+  readonly ticketKeyMode: TicketKeyMode | 'none';
+  /** The session-id context set on every context, undefined when Node's default was kept. */
+  readonly sessionIdContext: string | undefined;
+  /** Removes the OCSP listener and key listeners; contexts keep the keys they hold. */
+  detach(): void;
+}
+
+/**
+ * Makes a node:tls or node:https server a fleet member: every SecureContext it
+ * uses seals tickets under the ring's ACTIVE key and opens them by the shared
+ * state table (or, where Node lacks the per-ticket hook, holds the ACTIVE key
+ * through the public API), all contexts share the ring's session-id context,
+ * and 'OCSPRequest' is answered from the staple source. Call it right after
+ * creating the server, before it accepts connections.
+ */
+export function attach(server: tls.Server, options: AttachOptions): AttachedTlsEngine {
+  const compiled = compileAttachOptions(options);
+  const metrics = nodeTlsMetrics(compiled.registry);
+  const tickets = compiled.keys
+    ? installServerTicketKeys(server, compiled.keys, compiled, metrics)
+    : undefined;
+  const stapling = compiled.staples
+    ? installOcspStapling(server, compiled.staples, compiled, metrics)
+    : undefined;
+  return {
+    ticketKeyMode: tickets?.mode ?? 'none',
+    sessionIdContext: compiled.sessionIdContext,
+    detach() {
+      tickets?.detach();
+      stapling?.detach();
+    },
+  };
+}

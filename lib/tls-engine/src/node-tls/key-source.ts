@@ -1,0 +1,52 @@
+import { KeySchedule } from '../keys/key-schedule.js';
+import { keyNameHex, type TicketKeyRecord } from '../keys/ticket-key.js';
+
+/**
+ * Where a TLS server's ticket keys come from: the ring's current schedule, and
+ * optionally a way to hear that it changed. The engine's KeySetProvider
+ * (WatchKeySet) satisfies it; `staticKeySource` serves tests and static setups.
+ * `schedule()` is called on every handshake, so it must be cheap (return the
+ * snapshot the source already holds).
+ */
+export interface TicketKeySource {
+  readonly ring: string;
+  /** The current schedule; undefined before the first key set arrived. */
+  schedule(): KeySchedule | undefined;
+  addListener?(listener: () => void): void;
+  removeListener?(listener: () => void): void;
+}
+
+/** A key source whose set changes only when told: tests, fixed key files, air-gapped setups. */
+export interface StaticKeySource extends TicketKeySource {
+  /** Replaces the key set (a rotation or a revocation) and tells listeners. */
+  update(keys: readonly TicketKeyRecord[], revokedNames?: Iterable<Uint8Array | string>): void;
+}
+
+/**
+ * A key source over a fixed key set. `revokedNames` accepts 16-byte names or
+ * their lower-case hex.
+ */
+export function staticKeySource(
+  keys: readonly TicketKeyRecord[],
+  decryptWindowMs: number,
+  options: { ring?: string; revokedNames?: Iterable<Uint8Array | string> } = {},
+): StaticKeySource {
+  const listeners = new Set<() => void>();
+  const build = (set: readonly TicketKeyRecord[], revoked: Iterable<Uint8Array | string> = []) =>
+    new KeySchedule(
+      set,
+      decryptWindowMs,
+      new Set([...revoked].map((name) => (typeof name === 'string' ? name.toLowerCase() : keyNameHex(name)))),
+    );
+  let current = build(keys, options.revokedNames);
+  return {
+    ring: options.ring ?? 'default',
+    schedule: () => current,
+    update(next, revokedNames) {
+      current = build(next, revokedNames);
+      for (const listener of [...listeners]) listener();
+    },
+    addListener: (listener) => void listeners.add(listener),
+    removeListener: (listener) => void listeners.delete(listener),
+  };
+}
