@@ -13,7 +13,10 @@ export function ensurePkiEngine(): pkijs.ICryptoEngine {
   if (!installed) {
     pkijs.setEngine(
       'node-webcrypto',
-      new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as Crypto }),
+      new pkijs.CryptoEngine({
+        name: 'node-webcrypto',
+        crypto: webcrypto as pkijs.CryptoEngineParameters['crypto'],
+      }),
     );
     installed = true;
   }

@@ -5,6 +5,9 @@
  * `openssl` PKI from @keyfleet/test-support instead.
  */
 import { createHash, webcrypto } from 'node:crypto';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { ensurePkiEngine } from '../pki/crypto-engine.js';
