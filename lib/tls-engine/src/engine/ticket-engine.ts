@@ -16,8 +16,12 @@ import type { TicketKeyRing, TicketKeySource } from './ticket-key-ring.js';
 export interface TicketEngineOptions {
   /** The ring this engine seals and opens for (bound into every ticket). Required. */
   ring: string;
-  /** Where the current key ring comes from (a KeySetProvider, or a static ring). Required. */
-  keys: TicketKeySource;
+  /**
+   * Where the current key ring comes from (a KeySetProvider, or a static ring). Required.
+   * A source with addListener/removeListener (a KeySetProvider) is listened to until
+   * close(), which is what keeps its WatchKeySet stream running.
+   */
+  keys: TicketKeySource & Partial<ListenableKeySource>;
   /** Milliseconds since the epoch. Default Date.now. */
   clock?: () => number;
   /** Decision steps, key-state first. Default defaultTicketPolicies(). */
@@ -32,7 +36,7 @@ export interface TicketEngineOptions {
 
 interface ResolvedTicketEngineOptions {
   readonly ring: string;
-  readonly keys: TicketKeySource;
+  readonly keys: TicketKeySource & Partial<ListenableKeySource>;
   readonly clock: () => number;
   readonly policies: readonly TicketPolicy[];
   readonly metrics: EngineMetrics | undefined;
@@ -62,6 +66,12 @@ export function compileTicketEngineOptions(options: TicketEngineOptions): Resolv
     maxClockSkewMs,
     aead: options.aead,
   };
+}
+
+/** A key source whose updates run only while someone listens (see KeySetProvider). */
+export interface ListenableKeySource {
+  addListener(listener: (keys: TicketKeyRing) => void): void;
+  removeListener(listener: (keys: TicketKeyRing) => void): void;
 }
 
 /** What `generate` made. */
@@ -117,6 +127,8 @@ export interface TicketEngine {
   ): GeneratedTicket;
   /** Never throws for any ticket bytes. */
   decrypt(ticket: Uint8Array, connection?: TicketConnection): TicketDecryptResult;
+  /** Stops listening to the key source (its stream stops when nobody else listens). */
+  close(): void;
 }
 
 export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
@@ -124,6 +136,9 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
   const { ring, keys, clock, metrics, maxClockSkewMs } = resolved;
   const codec: TicketCodec = createTicketCodec({ ring, ...(resolved.aead ? { aead: resolved.aead } : {}) });
   const decide = composePolicies(resolved.policies);
+  // The engine reads keys.current() on each call; the listener only keeps the source live.
+  const keepAlive = () => {};
+  keys.addListener?.(keepAlive);
 
   const seal = (
     keyRing: TicketKeyRing | undefined,
@@ -153,6 +168,7 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
 
   return {
     ring,
+    close: () => keys.removeListener?.(keepAlive),
     generate(session, appdata, connection = {}, issuedAtMs) {
       const nowMs = clock();
       return seal(keys.current(), nowMs, session, appdata, connection, issuedAtMs ?? nowMs);
