@@ -68,3 +68,71 @@ export {
   type WatchStaplesProviderOptions,
 } from './staples/watch-staples-provider.js';
 export { isMustStaple, TLS_FEATURE_OID } from './staples/must-staple.js';
+// Engine tickets (format v1), decisions, key-set provider and engine metrics.
+export {
+  aeadKey,
+  nobleTicketAead,
+  nodeTicketAead,
+  type AeadKey,
+  type TicketAead,
+} from './tickets/xchacha-aead.js';
+export { TICKET_VERSION_1, ticketLimits, type TicketPayload } from './tickets/ticket-format.js';
+export {
+  createTicketCodec,
+  type CodecKeys,
+  type OpenedTicket,
+  type TicketCodec,
+  type TicketCodecOptions,
+} from './tickets/ticket-codec.js';
+export {
+  composePolicies,
+  enforceLegalDecision,
+  type PolicyInput,
+  type PolicyRingRules,
+  type PolicyVerdict,
+  type TicketConnection,
+  type TicketPolicy,
+} from './decisions/ticket-policy.js';
+export {
+  defaultTicketPolicies,
+  issuedInFuturePolicy,
+  keyStatePolicy,
+  maxSessionAgePolicy,
+  revokedClientPolicy,
+  serverNameBindingPolicy,
+  type RevokedClientSource,
+} from './decisions/default-policies.js';
+export {
+  createTicketKeyRing,
+  InvalidKeySetError,
+  staticKeyRingSource,
+  ticketKeyRingFromKeySet,
+  type RingRules,
+  type TicketKeyRing,
+  type TicketKeyRingInput,
+  type TicketKeyRingSource,
+} from './engine/ticket-key-ring.js';
+export {
+  compileTicketEngineOptions,
+  createTicketEngine,
+  NoActiveKeyError,
+  type GeneratedTicket,
+  type ListenableKeySource,
+  type TicketDecryptResult,
+  type TicketEngine,
+  type TicketEngineOptions,
+} from './engine/ticket-engine.js';
+export {
+  compileKeySetProviderOptions,
+  KeySetProvider,
+  type KeySetListener,
+  type KeySetProviderOptions,
+  type KeySetServiceClient,
+} from './providers/key-set-provider.js';
+export {
+  engineMetrics,
+  decisionLabel,
+  reasonLabel,
+  type EngineMetrics,
+  type RingMetricsView,
+} from './metrics/engine-metrics.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { TicketDecision as D, TicketReason as R, TicketStatus as S } from '@keyfleet/proto';
 import { createTicketEngine, NoActiveKeyError, compileTicketEngineOptions } from './ticket-engine.js';
-import { staticTicketKeySource, type TicketKeyRing } from './ticket-key-ring.js';
+import { staticKeyRingSource, type TicketKeyRing } from './ticket-key-ring.js';
 import { defaultTicketPolicies } from '../decisions/default-policies.js';
 import type { TicketPolicy } from '../decisions/ticket-policy.js';
 import { fixtureRing, hourMs, minuteMs } from './key-ring.fixture.js';
@@ -13,7 +13,7 @@ function setup(ring: TicketKeyRing | null = fixtureRing(), policies?: TicketPoli
   const registry = new Registry();
   const engine = createTicketEngine({
     ring: 'edge',
-    keys: staticTicketKeySource(ring ?? undefined),
+    keys: staticKeyRingSource(ring ?? undefined),
     clock: () => nowMs,
     metrics: registry,
     ...(policies ? { policies } : {}),
@@ -67,12 +67,12 @@ test('decrypt across a rotation: USE, then USE_RENEW with a replacement that kee
   const key1 = Buffer.alloc(8, 1).toString('hex');
   assert.ok(
     lines.includes(
-      `keyfleet_engine_ticket_decisions_total{ring="edge",key="${key1}",decision="use",reason="ok"} 1`,
+      `keyfleet_engine_ticket_decisions_total{ring="edge",key="${key1}",decision="USE",reason="OK"} 1`,
     ),
   );
   assert.ok(
     lines.includes(
-      `keyfleet_engine_ticket_decisions_total{ring="edge",key="${key1}",decision="use_renew",reason="key_retired"} 1`,
+      `keyfleet_engine_ticket_decisions_total{ring="edge",key="${key1}",decision="USE_RENEW",reason="KEY_RETIRED"} 1`,
     ),
   );
   const age = await metric('keyfleet_engine_ticket_age_seconds');
@@ -151,7 +151,7 @@ test('an illegal custom decision becomes ABORT + ILLEGAL_DECISION and is counted
 });
 
 test('options are checked once, at start-up', () => {
-  const keys = staticTicketKeySource(undefined);
+  const keys = staticKeyRingSource(undefined);
   assert.throws(() => compileTicketEngineOptions({ ring: '', keys }), /ring is required/);
   assert.throws(() => compileTicketEngineOptions({ ring: 'r', keys, maxClockSkewMs: -1 }), /maxClockSkewMs/);
   assert.throws(() => compileTicketEngineOptions({ ring: 'r', keys, policies: [] }), /policies/);

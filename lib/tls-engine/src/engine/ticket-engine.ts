@@ -11,7 +11,7 @@ import {
 } from '../decisions/ticket-policy.js';
 import { defaultTicketPolicies } from '../decisions/default-policies.js';
 import { engineMetrics, type EngineMetrics } from '../metrics/engine-metrics.js';
-import type { TicketKeyRing, TicketKeySource } from './ticket-key-ring.js';
+import type { TicketKeyRing, TicketKeyRingSource } from './ticket-key-ring.js';
 
 export interface TicketEngineOptions {
   /** The ring this engine seals and opens for (bound into every ticket). Required. */
@@ -21,7 +21,7 @@ export interface TicketEngineOptions {
    * A source with addListener/removeListener (a KeySetProvider) is listened to until
    * close(), which is what keeps its WatchKeySet stream running.
    */
-  keys: TicketKeySource & Partial<ListenableKeySource>;
+  keys: TicketKeyRingSource & Partial<ListenableKeySource>;
   /** Milliseconds since the epoch. Default Date.now. */
   clock?: () => number;
   /** Decision steps, key-state first. Default defaultTicketPolicies(). */
@@ -36,7 +36,7 @@ export interface TicketEngineOptions {
 
 interface ResolvedTicketEngineOptions {
   readonly ring: string;
-  readonly keys: TicketKeySource & Partial<ListenableKeySource>;
+  readonly keys: TicketKeyRingSource & Partial<ListenableKeySource>;
   readonly clock: () => number;
   readonly policies: readonly TicketPolicy[];
   readonly metrics: EngineMetrics | undefined;
@@ -217,7 +217,9 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
         }
       }
       if (metrics) {
-        metrics.countDecision(ring, opened.keyName, verdict.decision, verdict.reason);
+        // Only names the set holds become labels (see countDecision).
+        const knownKey = opened.keyState === undefined ? undefined : opened.keyName;
+        metrics.countDecision(ring, knownKey, verdict.decision, verdict.reason);
         if (verdict.illegal) metrics.illegalDecisions.inc({ ring });
         if (payload)
           metrics.ticketAgeSeconds.observe({ ring }, Math.max(0, nowMs - payload.issuedAtMs) / 1000);

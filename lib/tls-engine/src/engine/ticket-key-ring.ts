@@ -28,7 +28,7 @@ export interface TicketKeyRing extends CodecKeys {
 }
 
 /** Anything that hands the engine the current key ring (a KeySetProvider, a static set). */
-export interface TicketKeySource {
+export interface TicketKeyRingSource {
   current(): TicketKeyRing | undefined;
 }
 
@@ -146,6 +146,6 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** A source that always returns one ring: static setups and tests. */
-export function staticTicketKeySource(ring: TicketKeyRing | undefined): TicketKeySource {
+export function staticKeyRingSource(ring: TicketKeyRing | undefined): TicketKeyRingSource {
   return { current: () => ring };
 }

@@ -24,7 +24,11 @@ export interface EngineMetrics {
   readonly illegalDecisions: Counter<'ring'>;
   readonly staplesServed: Counter<'result'>;
   readonly ticketHookFallback: Gauge;
-  /** Counts one decision; label children are cached so the hot path does no label hashing. */
+  /**
+   * Counts one decision; label children are cached so the hot path does no
+   * label hashing. Pass `keyName` only for a key the set holds (else the
+   * label is "unknown"), so hostile tickets cannot grow the series count.
+   */
   countDecision(
     ring: string,
     keyName: Uint8Array | undefined,
@@ -45,12 +49,21 @@ export function engineMetrics(registry: Registry): EngineMetrics {
   return created;
 }
 
-/** Lower-case enum names without the prefix, e.g. "use_renew", "key_retired". */
+/** The enum name without its prefix, e.g. "USE_RENEW" (the labels node-tls's attach uses too). */
 export function decisionLabel(decision: TicketDecision): string {
-  return (TicketDecision[decision] ?? String(decision)).toLowerCase();
+  return TicketDecision[decision] ?? String(decision);
 }
+/** The enum name without its prefix, e.g. "KEY_RETIRED". */
 export function reasonLabel(reason: TicketReason): string {
-  return (TicketReason[reason] ?? String(reason)).toLowerCase();
+  return TicketReason[reason] ?? String(reason);
+}
+
+/** The key label for a name the key set does not hold: client-chosen bytes never become a label. */
+export const UNKNOWN_KEY_LABEL = 'unknown';
+
+/** A metric another module (node-tls's attach) may have registered first: reuse it. */
+function registered<T>(registry: Registry, name: string, create: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? create();
 }
 
 function createEngineMetrics(registry: Registry): EngineMetrics {
@@ -60,36 +73,61 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
     return set ? [...set].at(-1) : undefined;
   };
 
-  const ticketDecisions = new Counter({
-    name: 'keyfleet_engine_ticket_decisions_total',
-    help: 'Ticket decrypt decisions, by ring, key name label, decision and reason.',
-    labelNames: ['ring', 'key', 'decision', 'reason'] as const,
-    registers: [registry],
-  });
-  const ticketAgeSeconds = new Histogram({
-    name: 'keyfleet_engine_ticket_age_seconds',
-    help: 'Age of tickets that opened (now minus first issue time).',
-    labelNames: ['ring'] as const,
-    buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600],
-    registers: [registry],
-  });
-  const illegalDecisions = new Counter({
-    name: 'keyfleet_engine_illegal_decisions_total',
-    help: 'Policy decisions of USE/USE_RENEW for a ticket that did not open (or no valid decision), turned into ABORT.',
-    labelNames: ['ring'] as const,
-    registers: [registry],
-  });
-  const staplesServed = new Counter({
-    name: 'keyfleet_engine_staples_served_total',
-    help: 'OCSP status requests answered, by result (stapled, none, expired, refused).',
-    labelNames: ['result'] as const,
-    registers: [registry],
-  });
-  const ticketHookFallback = new Gauge({
-    name: 'keyfleet_engine_ticket_hook_fallback',
-    help: "1 when Node's per-ticket key hook is missing and the static ticketKeys API is used.",
-    registers: [registry],
-  });
+  const ticketDecisions = registered<Counter<'ring' | 'key' | 'decision' | 'reason'>>(
+    registry,
+    'keyfleet_engine_ticket_decisions_total',
+    () =>
+      new Counter({
+        name: 'keyfleet_engine_ticket_decisions_total',
+        help: 'Ticket decrypt decisions, by ring, key name label, decision and reason.',
+        labelNames: ['ring', 'key', 'decision', 'reason'] as const,
+        registers: [registry],
+      }),
+  );
+  const ticketAgeSeconds = registered<Histogram<'ring'>>(
+    registry,
+    'keyfleet_engine_ticket_age_seconds',
+    () =>
+      new Histogram({
+        name: 'keyfleet_engine_ticket_age_seconds',
+        help: 'Age of tickets that opened (now minus first issue time).',
+        labelNames: ['ring'] as const,
+        buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600],
+        registers: [registry],
+      }),
+  );
+  const illegalDecisions = registered<Counter<'ring'>>(
+    registry,
+    'keyfleet_engine_illegal_decisions_total',
+    () =>
+      new Counter({
+        name: 'keyfleet_engine_illegal_decisions_total',
+        help: 'Policy decisions of USE/USE_RENEW for a ticket that did not open (or no valid decision), turned into ABORT.',
+        labelNames: ['ring'] as const,
+        registers: [registry],
+      }),
+  );
+  const staplesServed = registered<Counter<'result'>>(
+    registry,
+    'keyfleet_engine_staples_served_total',
+    () =>
+      new Counter({
+        name: 'keyfleet_engine_staples_served_total',
+        help: 'OCSP status requests answered, by result (stapled, none, expired, refused).',
+        labelNames: ['result'] as const,
+        registers: [registry],
+      }),
+  );
+  const ticketHookFallback = registered<Gauge>(
+    registry,
+    'keyfleet_engine_ticket_hook_fallback',
+    () =>
+      new Gauge({
+        name: 'keyfleet_engine_ticket_hook_fallback',
+        help: "1 when Node's per-ticket key hook is missing and the static ticketKeys API is used.",
+        registers: [registry],
+      }),
+  );
   new Gauge({
     name: 'keyfleet_engine_key_set_epoch',
     help: 'Epoch of the key set this node holds.',
@@ -138,7 +176,7 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
     staplesServed,
     ticketHookFallback,
     countDecision(ring, keyName, decision, reason) {
-      const key = keyName ? keyNameLabel(keyName) : '';
+      const key = keyName ? keyNameLabel(keyName) : UNKNOWN_KEY_LABEL;
       const cacheKey = `${ring}\u0000${key}\u0000${decision}\u0000${reason}`;
       let child = decisionChildren.get(cacheKey);
       if (!child) {

@@ -3,12 +3,13 @@ import { Metadata } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { KeySet, TicketKeyServiceClient, WatchKeySetResponse } from '@keyfleet/proto';
 import { keyNameHex } from '../keys/ticket-key.js';
+import type { KeySchedule } from '../keys/key-schedule.js';
 import { startWatchLoop, type WatchLoop } from '../client/watch-loop.js';
 import { engineMetrics, type EngineMetrics } from '../metrics/engine-metrics.js';
 import {
   ticketKeyRingFromKeySet,
   type TicketKeyRing,
-  type TicketKeySource,
+  type TicketKeyRingSource,
 } from '../engine/ticket-key-ring.js';
 
 /** The two calls the provider makes on the ticket-key service. */
@@ -104,8 +105,11 @@ export type KeySetListener = (keys: TicketKeyRing) => void;
  * epoch (a lagging replica) is ignored — unless it shares no key with the set
  * held, which only happens when the ring was recreated. Sets that cannot be
  * used (wrong sizes, no secrets, another ring) are reported and ignored.
+ *
+ * It serves both the ticket engine (`current()`) and node-tls's `attach`
+ * (`ring`, `schedule()`, listeners).
  */
-export class KeySetProvider implements TicketKeySource {
+export class KeySetProvider implements TicketKeyRingSource {
   private readonly options: ResolvedKeySetProviderOptions;
   private readonly listeners = new Set<KeySetListener>();
   private keys: TicketKeyRing | undefined;
@@ -129,6 +133,11 @@ export class KeySetProvider implements TicketKeySource {
 
   current(): TicketKeyRing | undefined {
     return this.keys;
+  }
+
+  /** The current schedule: what node-tls's TicketKeySource (attach) reads on each handshake. */
+  schedule(): KeySchedule | undefined {
+    return this.keys?.schedule;
   }
 
   /** Milliseconds since the last message from the service (or applyKeySet); undefined before the first. */
