@@ -1,0 +1,159 @@
+import type {
+  CertificateRecord,
+  KeySet,
+  StapleServiceClient,
+  TicketKeyServiceClient,
+  WatchKeySetResponse,
+  WatchStaplesResponse,
+} from '@keyfleet/proto';
+import { startWatchLoop, type WatchLoop } from '@keyfleet/tls-engine';
+import type { ApplyReport, SyncTarget } from './sync-target.js';
+import { nextTransitionMs } from './ticket-key-order.js';
+
+/** One line of the sidecar's log: an event name and public facts only. */
+export type SyncEvent = { event: string } & Record<string, unknown>;
+
+export interface SyncRunnerOptions {
+  readonly target: SyncTarget;
+  /** Follow this ring's keys; undefined: keys are not synced. */
+  readonly ring: string | undefined;
+  readonly ticketKeys: Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'> | undefined;
+  /** Follow staples; undefined: staples are not synced. */
+  readonly staples: Pick<StapleServiceClient, 'watchStaples'> | undefined;
+  /** Certificate ids to watch; empty: every registered certificate. */
+  readonly certificateIds: readonly string[];
+  readonly nodeId: string;
+  readonly clock: () => number;
+  readonly log: (event: SyncEvent) => void;
+}
+
+export interface SyncRunner {
+  /** Resolves once every apply started so far has finished (tests, shutdown). */
+  settled(): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Follows WatchKeySet and WatchStaples (reconnecting through startWatchLoop)
+ * and applies what arrives to one terminator. Applies run one at a time and
+ * always use the newest message, and the runner applies again by itself when
+ * a key activates or expires or a staple passes its nextUpdate, because the
+ * files are a function of the time as well as of the set. After a key set is
+ * in place it acknowledges the epoch, so the service's ack coverage counts
+ * this terminator too.
+ */
+export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
+  const loops: WatchLoop[] = [];
+  let keySet: KeySet | undefined;
+  const certificates = new Map<string, CertificateRecord>();
+  let chain: Promise<void> = Promise.resolve();
+  let keyTimer: NodeJS.Timeout | undefined;
+  let stapleTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  const report = (what: string, result: ApplyReport) => {
+    if (result.changedFiles.length === 0 && result.liveUpdates.length === 0) return;
+    options.log({
+      event: `${what} applied`,
+      target: options.target.kind,
+      changedFiles: result.changedFiles,
+      liveUpdates: result.liveUpdates,
+      ...(result.reloaded ? { reloaded: result.reloaded.ok, reloadOutput: result.reloaded.output } : {}),
+      ...(result.droppedKeyNames.length ? { droppedKeyNames: result.droppedKeyNames } : {}),
+    });
+    if (result.reloaded && !result.reloaded.ok) {
+      options.log({ event: 'reload failed', target: options.target.kind, output: result.reloaded.output });
+    }
+  };
+  // Timers are capped so a far-off transition is re-checked after clock jumps.
+  const armTimer = (at: number | undefined, run: () => void): NodeJS.Timeout | undefined =>
+    at === undefined
+      ? undefined
+      : setTimeout(run, Math.min(Math.max(at - options.clock(), 0) + 5, 3_600_000));
+  const enqueue = (step: () => Promise<void>) => {
+    chain = chain
+      .then(step)
+      .catch((error: Error) => options.log({ event: 'apply failed', error: error.message }));
+  };
+
+  const applyKeys = () =>
+    enqueue(async () => {
+      if (stopped || !keySet) return;
+      const current = keySet;
+      const nowMs = options.clock();
+      report('key set', await options.target.applyKeySet(current, nowMs));
+      clearTimeout(keyTimer);
+      keyTimer = armTimer(nextTransitionMs(current, nowMs), applyKeys);
+      options.ticketKeys?.ackKeySet(
+        { ring: current.ring, nodeId: options.nodeId, epoch: current.epoch },
+        (error) => error && options.log({ event: 'ack failed', ring: current.ring, error: error.message }),
+      );
+    });
+
+  const applyStaples = () =>
+    enqueue(async () => {
+      if (stopped) return;
+      const nowMs = options.clock();
+      const records = [...certificates.values()];
+      report('staples', await options.target.applyStaples(records, nowMs));
+      const expiries = records.map((record) => record.staple?.nextUpdateMs ?? 0).filter((at) => at > nowMs);
+      clearTimeout(stapleTimer);
+      stapleTimer = armTimer(expiries.length ? Math.min(...expiries) : undefined, applyStaples);
+    });
+
+  const disconnected = (stream: string) => (error: Error | undefined, nextAttemptInMs: number) =>
+    options.log({ event: 'stream disconnected', stream, error: error?.message, nextAttemptInMs });
+
+  if (options.ring && options.ticketKeys) {
+    const client = options.ticketKeys;
+    const ring = options.ring;
+    loops.push(
+      startWatchLoop<WatchKeySetResponse>({
+        open: () => client.watchKeySet({ ring, nodeId: options.nodeId, heartbeatIntervalMs: 0 }),
+        onMessage: (message) => {
+          if (!message.keySet) return;
+          keySet = message.keySet;
+          applyKeys();
+        },
+        onDisconnect: disconnected('WatchKeySet'),
+      }),
+    );
+  }
+  if (options.staples) {
+    const client = options.staples;
+    loops.push(
+      startWatchLoop<WatchStaplesResponse>({
+        open: () =>
+          client.watchStaples({
+            ids: [...options.certificateIds],
+            nodeId: options.nodeId,
+            heartbeatIntervalMs: 0,
+          }),
+        onMessage: (message) => {
+          if (message.snapshot) {
+            certificates.clear();
+            for (const record of message.snapshot.certificates) certificates.set(record.id, record);
+          } else if (message.updated) {
+            certificates.set(message.updated.id, message.updated);
+          } else if (message.removedId) {
+            certificates.delete(message.removedId);
+          } else {
+            return;
+          }
+          applyStaples();
+        },
+        onDisconnect: disconnected('WatchStaples'),
+      }),
+    );
+  }
+
+  return {
+    settled: () => chain,
+    stop() {
+      stopped = true;
+      clearTimeout(keyTimer);
+      clearTimeout(stapleTimer);
+      for (const loop of loops) loop.stop();
+    },
+  };
+}
