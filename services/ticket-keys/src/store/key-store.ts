@@ -267,6 +267,41 @@ export class KeyStore {
     });
   }
 
+  /**
+   * Writes `state` back when Redis has lost the ring (restarted without
+   * persistence), at epoch state.epoch + 1 so nodes see it move forward.
+   * Does nothing when the ring exists. Returns whether this call restored it.
+   */
+  async restoreRing(state: RingState): Promise<boolean> {
+    return this.guard(async () => {
+      const ring = state.params.ring;
+      const ringKeys = this.keys.ring(ring);
+      const fields = paramsToFields(state.params);
+      const params: Record<string, string> = {};
+      for (let i = 0; i < fields.length; i += 2) params[fields[i]!] = fields[i + 1]!;
+      const records: Record<string, string> = {};
+      for (const key of state.keys) records[keyNameHex(key.name)] = encodeKeyRecord(ring, key, this.keks);
+      const revokedUntilMs = this.clock() + state.params.decryptWindowMs;
+      await this.redis.sadd(this.keys.ringsIndex, ring);
+      const reply = replyNumbers(
+        await scripts.restoreRing.run(
+          this.redis,
+          [ringKeys.params, ringKeys.state, ringKeys.keys, ringKeys.revoked],
+          [
+            state.epoch + 1,
+            state.lastRotatedAtMs,
+            this.keys.changesChannel,
+            ring,
+            JSON.stringify(params),
+            JSON.stringify(records),
+            JSON.stringify(state.revokedNamesHex.map((nameHex) => [nameHex, revokedUntilMs])),
+          ],
+        ),
+      );
+      return reply[1] === 1;
+    });
+  }
+
   private async requireState(ring: string): Promise<RingState> {
     const raw = await this.readRaw(ring);
     if (!raw) throw notFound(ring);

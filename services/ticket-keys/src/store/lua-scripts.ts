@@ -47,6 +47,7 @@ export const scripts = {
   putRing: new LuaScript('putRing-3.lua'),
   promoteKey: new LuaScript('promoteKey-3.lua'),
   rewrapKey: new LuaScript('rewrapKey-1.lua'),
+  restoreRing: new LuaScript('restoreRing-4.lua'),
 } as const;
 
 /** A script's `{code-or-epoch, extra}` reply as numbers. */
