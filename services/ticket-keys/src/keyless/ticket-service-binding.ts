@@ -172,8 +172,8 @@ export function createTicketServiceBinding(
   return {
     definition: TicketServiceService,
     handlers: {
-      sealTicket: sealTicket as UnaryHandler<never, unknown>,
-      openTicket: openTicket as UnaryHandler<never, unknown>,
+      sealTicket: sealTicket,
+      openTicket: openTicket,
     },
     adminMethods: new Set(),
   };
