@@ -1,0 +1,195 @@
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import {
+  connectRedis,
+  createLogger,
+  redisIsReady,
+  startMetricsServer,
+  startServiceServer,
+  type Logger,
+  type MetricsServer,
+} from '@keyfleet/service-kit';
+import { compileOcspFetchOptions, type OcspFetchServerOptions } from './config/ocsp-fetch-options.js';
+import { ResponderLimiter } from './fetch/responder-limiter.js';
+import { createOcspMetrics } from './metrics/ocsp-metrics.js';
+import { ensurePkiEngine } from './pki/crypto-engine.js';
+import { RefreshQueue } from './refresh/refresh-queue.js';
+import { StapleRefresher } from './refresh/staple-refresher.js';
+import { stapleServiceBinding } from './server/staple-service.js';
+import { CertificateStore } from './store/certificate-store.js';
+import { ocspRedisKeys } from './store/redis-keys.js';
+import { StapleHub } from './stream/staple-hub.js';
+
+/** A running ocsp-fetch replica. */
+export interface OcspFetchServer {
+  readonly grpcPort: number;
+  /** Undefined when no metricsAddress was given. */
+  readonly metricsPort: number | undefined;
+  readonly registry: Registry;
+  /** This replica's view of the registry (tests wait on it). */
+  readonly hub: StapleHub;
+  /** Stops serving, lets running fetches finish, closes every connection. */
+  stop(): Promise<void>;
+}
+
+function waitForReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis was not reachable within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+function splitAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+}
+
+/** A side connection (subscriber, BullMQ) that logs its errors instead of crashing on them. */
+function sideConnection(url: string, logger: Logger, role: string): Redis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 2000),
+  });
+  redis.on('error', (error: Error) => logger.debug({ role, err: { message: error.message } }, 'redis error'));
+  return redis;
+}
+
+/**
+ * Starts one ocsp-fetch replica: the Redis registry, the staple hub (one
+ * subscription fanned out to every watcher), the BullMQ refresh worker, the
+ * gRPC StapleService (with health, reflection, roles and metrics from
+ * service-kit) and, when asked, the /metrics endpoint. Any number of
+ * replicas may share one Redis: each certificate is still fetched once per
+ * refresh. Options are compiled once; a bad value throws before anything starts.
+ */
+export async function createOcspFetchServer(input: OcspFetchServerOptions): Promise<OcspFetchServer> {
+  const options = compileOcspFetchOptions(input);
+  ensurePkiEngine();
+  const registry = options.registry ?? new Registry();
+  const logger = options.logger ?? createLogger('ocsp-fetch');
+  const keys = ocspRedisKeys(options.keyPrefix);
+
+  const redis = connectRedis(options.redisUrl, registry, logger);
+  const subscriber = sideConnection(options.redisUrl, logger, 'subscriber');
+  const cleanups: Array<() => Promise<void> | void> = [
+    () => subscriber.disconnect(),
+    () => void redis.quit().catch(() => redis.disconnect()),
+  ];
+  const cleanUp = async () => {
+    for (const step of cleanups.reverse()) await step();
+  };
+
+  try {
+    await waitForReady(redis, 10_000);
+    const store = new CertificateStore(redis, keys);
+    const hub = new StapleHub({
+      store,
+      subscriber,
+      changesChannel: keys.changesChannel,
+      clock: options.clock,
+      logger,
+      expirySweepMs: options.expirySweepMs,
+    });
+    await hub.start();
+    cleanups.push(() => hub.stop());
+
+    const metrics = createOcspMetrics(registry, { certificates: () => hub.certificates() }, options.clock);
+    const refresher = new StapleRefresher({
+      store,
+      metrics,
+      logger,
+      limiter: new ResponderLimiter(options.perResponderConcurrency),
+      clock: options.clock,
+      random: options.random,
+      certIdHash: options.certIdHash,
+      skewMs: options.skewMs,
+      http: {
+        connectTimeoutMs: options.connectTimeoutMs,
+        totalTimeoutMs: options.fetchTimeoutMs,
+        maxResponseBytes: options.maxResponseBytes,
+        getMaxEncodedBytes: options.getMaxEncodedBytes,
+      },
+      policy: options.refresh,
+    });
+    const queue = new RefreshQueue({
+      keys,
+      connect: () => sideConnection(options.redisUrl, logger, 'bullmq'),
+      refresher,
+      logger,
+      workerConcurrency: options.workerConcurrency,
+      runWorker: options.runRefreshWorker,
+    });
+    cleanups.push(() => queue.close());
+
+    // Every certificate with a responder has its job; this also heals a job
+    // lost to a Redis failover or to BullMQ giving up after its retries.
+    const ensureAllScheduled = () =>
+      queue
+        .ensureScheduled(
+          hub
+            .certificates()
+            .filter((c) => c.chain.ocspUrl)
+            .map((c) => c.chain.id),
+        )
+        .catch((error: unknown) =>
+          logger.warn({ err: { message: (error as Error).message } }, 'could not re-ensure refresh jobs'),
+        );
+    await ensureAllScheduled();
+    const reschedule = setInterval(() => void ensureAllScheduled(), options.rescheduleIntervalMs);
+    reschedule.unref();
+    cleanups.push(() => clearInterval(reschedule));
+
+    const grpc = await startServiceServer({
+      address: options.grpcAddress,
+      security: options.security,
+      registry,
+      logger,
+      services: [
+        stapleServiceBinding({
+          store,
+          hub,
+          queue,
+          clock: options.clock,
+          logger,
+          defaultHeartbeatIntervalMs: options.heartbeatIntervalMs,
+        }),
+      ],
+    });
+    cleanups.push(() => grpc.stop(2000));
+
+    let metricsServer: MetricsServer | undefined;
+    if (options.metricsAddress) {
+      const { host, port } = splitAddress(options.metricsAddress);
+      metricsServer = await startMetricsServer(registry, host, port, () => redisIsReady(redis));
+      const running = metricsServer;
+      cleanups.push(() => running.stop());
+    }
+    logger.info({ grpcPort: grpc.port, metricsPort: metricsServer?.port }, 'ocsp-fetch serving');
+
+    let stopped: Promise<void> | undefined;
+    return {
+      grpcPort: grpc.port,
+      metricsPort: metricsServer?.port,
+      registry,
+      hub,
+      stop: () => {
+        stopped ??= (async () => {
+          grpc.setServing(false);
+          await cleanUp();
+        })();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}

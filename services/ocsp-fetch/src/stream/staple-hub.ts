@@ -1,0 +1,166 @@
+import type { Redis } from 'ioredis';
+import type { StapleStatus } from '@keyfleet/proto';
+import type { Logger } from '@keyfleet/service-kit';
+import { stapleStatusOf } from '../records/certificate-record.js';
+import type { CertificateStore } from '../store/certificate-store.js';
+import type { StoredCertificate } from '../store/stored-certificate.js';
+
+/** A change watchers are told about. */
+export type StapleChange =
+  | { readonly type: 'updated'; readonly certificate: StoredCertificate }
+  | { readonly type: 'removed'; readonly id: string };
+
+export type StapleListener = (change: StapleChange) => void;
+
+export interface StapleHubOptions {
+  readonly store: Pick<CertificateStore, 'get' | 'list'>;
+  /** A connection of its own: in subscriber mode it can send nothing else. */
+  readonly subscriber: Redis;
+  readonly changesChannel: string;
+  readonly clock: () => number;
+  readonly logger: Logger;
+  /** How often statuses are re-derived, so a staple passing nextUpdate is announced as EXPIRED. */
+  readonly expirySweepMs: number;
+}
+
+/**
+ * This replica's view of the registry: one Redis subscription, a cache of
+ * every record, and in-memory fan-out to every WatchStaples stream (and to
+ * the scrape-time gauges). Changes are applied in the order they were
+ * published. After the subscription drops and returns, the whole registry
+ * is reloaded and the differences announced, because pub/sub does not replay
+ * what was missed.
+ */
+export class StapleHub {
+  readonly #options: StapleHubOptions;
+  readonly #cache = new Map<string, StoredCertificate>();
+  readonly #announcedStatus = new Map<string, StapleStatus>();
+  readonly #listeners = new Set<StapleListener>();
+  #applying: Promise<void> = Promise.resolve();
+  #sweep: NodeJS.Timeout | undefined;
+  #ready = false;
+
+  constructor(options: StapleHubOptions) {
+    this.#options = options;
+  }
+
+  async start(): Promise<void> {
+    const { subscriber, changesChannel, logger } = this.#options;
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === changesChannel) this.#enqueue(() => this.#applyMessage(message));
+    });
+    subscriber.on('ready', () => {
+      // ioredis resubscribes by itself; what was published meanwhile is lost.
+      if (this.#ready) this.#enqueue(() => this.#reload());
+    });
+    await subscriber.subscribe(changesChannel);
+    await this.#reload();
+    this.#ready = true;
+    this.#sweep = setInterval(() => this.#announceExpiries(), this.#options.expirySweepMs);
+    this.#sweep.unref();
+    logger.info({ certificates: this.#cache.size }, 'staple hub loaded');
+  }
+
+  stop(): void {
+    clearInterval(this.#sweep);
+    this.#listeners.clear();
+  }
+
+  /** Every cached record (the snapshot a new watcher gets). */
+  certificates(): StoredCertificate[] {
+    return [...this.#cache.values()];
+  }
+
+  cached(id: string): StoredCertificate | undefined {
+    return this.#cache.get(id);
+  }
+
+  /** Adds a listener; the returned function removes it. */
+  subscribe(listener: StapleListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Resolves once every change received so far has been applied (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.#applying;
+  }
+
+  #enqueue(step: () => Promise<void>): void {
+    this.#applying = this.#applying.then(step).catch((error: unknown) => {
+      this.#options.logger.warn(
+        { err: { message: (error as Error).message } },
+        'staple hub could not apply a change',
+      );
+    });
+  }
+
+  async #applyMessage(message: string): Promise<void> {
+    const separator = message.indexOf(':');
+    const kind = message.slice(0, separator);
+    const id = message.slice(separator + 1);
+    if (kind === 'removed') {
+      this.#remove(id);
+      return;
+    }
+    const certificate = await this.#options.store.get(id);
+    if (certificate) this.#update(certificate);
+    else this.#remove(id);
+  }
+
+  async #reload(): Promise<void> {
+    const all = await this.#options.store.list();
+    const seen = new Set<string>();
+    for (const certificate of all) {
+      seen.add(certificate.chain.id);
+      const before = this.#cache.get(certificate.chain.id);
+      if (!before || fingerprint(before) !== fingerprint(certificate)) this.#update(certificate);
+    }
+    for (const id of [...this.#cache.keys()]) if (!seen.has(id)) this.#remove(id);
+  }
+
+  #update(certificate: StoredCertificate): void {
+    const id = certificate.chain.id;
+    this.#cache.set(id, certificate);
+    this.#announcedStatus.set(id, stapleStatusOf(certificate, this.#options.clock()));
+    this.#emit({ type: 'updated', certificate });
+  }
+
+  #remove(id: string): void {
+    if (!this.#cache.delete(id)) return;
+    this.#announcedStatus.delete(id);
+    this.#emit({ type: 'removed', id });
+  }
+
+  #announceExpiries(): void {
+    const nowMs = this.#options.clock();
+    for (const [id, certificate] of this.#cache) {
+      const status = stapleStatusOf(certificate, nowMs);
+      if (this.#announcedStatus.get(id) !== status) {
+        this.#announcedStatus.set(id, status);
+        this.#emit({ type: 'updated', certificate });
+      }
+    }
+  }
+
+  #emit(change: StapleChange): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.#options.logger.warn({ err: { message: (error as Error).message } }, 'staple listener failed');
+      }
+    }
+  }
+}
+
+function fingerprint(certificate: StoredCertificate): string {
+  const { staple, fetch } = certificate;
+  return [
+    staple?.thisUpdateMs ?? 0,
+    staple?.nextUpdateMs ?? 0,
+    fetch.consecutiveFailures,
+    fetch.lastAttemptAtMs,
+    fetch.lastError,
+  ].join('|');
+}
