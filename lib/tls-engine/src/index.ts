@@ -136,3 +136,24 @@ export {
   type EngineMetrics,
   type RingMetricsView,
 } from './metrics/engine-metrics.js';
+// Client side: stapled OCSP verification and client-certificate selection (issue 6).
+export {
+  verifyStaple,
+  type StapleOutcome,
+  type StapleVerification,
+  type VerifyStapleInput,
+} from './ocsp-client/verify-staple.js';
+export {
+  connectWithStapleCheck,
+  stapleDecision,
+  StapleCheckError,
+  type StapleCheckMode,
+  type StapleCheckOptions,
+  type StapleCheckResult,
+} from './ocsp-client/staple-check.js';
+export {
+  acceptableIssuersFromPem,
+  selectClientCertificate,
+  type ClientCertificateCandidate,
+  type SelectedClientCertificate,
+} from './ocsp-client/client-certificate.js';
