@@ -7,7 +7,8 @@ import { engineAeadKey, node128Keys, openssl256Keys } from '@keyfleet/tls-engine
 import { ErrorCode, KeyfleetError } from '@keyfleet/service-kit';
 import { randomPrefix, startRedis, type TestRedis } from '@keyfleet/test-support';
 import { compileRingParams } from '../schedule/ring-params.js';
-import { KekRing, newKekLine, parseKekFile } from './kek.js';
+import type { KekRing } from './kek.js';
+import { newKekLine, parseKekFile } from './kek.js';
 import { KeyStore } from './key-store.js';
 import { redisKeys } from './redis-keys.js';
 
@@ -132,7 +133,7 @@ test('two writers racing with the same expected epoch: exactly one wins', async 
   ]);
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
   for (const r of results.filter((r) => r.status === 'rejected')) {
-    assert.ok(isError(ErrorCode.FailedPrecondition, /epoch 2/)((r as PromiseRejectedResult).reason));
+    assert.ok(isError(ErrorCode.FailedPrecondition, /epoch 2/)(r.reason));
   }
   assert.equal((await store.requireRing('race')).epoch, 2);
   otherClient.disconnect();

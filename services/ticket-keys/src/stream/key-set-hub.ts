@@ -85,6 +85,11 @@ export class KeySetHub {
     return this.states.get(ring);
   }
 
+  /** Reads every known ring once (after Redis came back), restoring any it lost. */
+  async refreshAll(): Promise<void> {
+    await Promise.all([...this.states.keys()].map((ring) => this.refresh(ring)));
+  }
+
   /** Adds a listener for the ring's changes; returns the function that removes it. */
   listen(ring: string, listener: RingListener): () => void {
     let set = this.listeners.get(ring);

@@ -60,7 +60,7 @@ export class WatcherRegistry {
   /** A stream opened; returns the function that closes it. */
   add(ring: string, nodeId: string): () => void {
     let nodes = this.local.get(ring);
-    if (!nodes) this.local.set(ring, (nodes = new Map()));
+    if (!nodes) this.local.set(ring, (nodes = new Map<string, { streams: number; epoch: number }>()));
     const entry = nodes.get(nodeId) ?? { streams: 0, epoch: 0 };
     entry.streams++;
     nodes.set(nodeId, entry);

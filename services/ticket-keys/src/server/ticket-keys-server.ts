@@ -1,0 +1,230 @@
+import { Registry } from 'prom-client';
+import type { Redis } from 'ioredis';
+import {
+  connectRedis,
+  createLogger,
+  startServiceServer,
+  type Logger,
+  type RunningServiceServer,
+  type ServerSecurity,
+  type ServiceBinding,
+} from '@keyfleet/service-kit';
+import { RotationScheduler } from '../job/rotation-scheduler.js';
+import { createTicketKeysMetrics } from '../metrics/ticket-keys-metrics.js';
+import { compileRingParams } from '../schedule/ring-params.js';
+import type { KekRing } from '../store/kek.js';
+import { KeyStore } from '../store/key-store.js';
+import { redisKeys, defaultKeyPrefix } from '../store/redis-keys.js';
+import { keySetSourceOf, type KeySetSource } from '../stream/key-set-cache.js';
+import { KeySetHub } from '../stream/key-set-hub.js';
+import { WatcherRegistry } from '../stream/watcher-registry.js';
+import { ticketKeyServiceBinding } from './ticket-key-service.js';
+
+/** What an extra service (the keyless TicketService) may use. */
+export interface ExtraServiceContext {
+  readonly keySetSource: KeySetSource;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export interface TicketKeysServerOptions {
+  readonly redisUrl: string;
+  /** Wraps and unwraps secrets at rest. */
+  readonly keks: KekRing;
+  readonly security: ServerSecurity;
+  /** host:port. Default 127.0.0.1:0 (a free port). */
+  readonly address?: string;
+  /** Redis key prefix. Default "kf". */
+  readonly keyPrefix?: string;
+  /** Default: a fresh registry. */
+  readonly registry?: Registry;
+  /** Default: createLogger('ticket-keys'). */
+  readonly logger?: Logger;
+  /** Rings created at start (and after Redis returns) when absent, with default parameters. Default none. */
+  readonly bootstrapRings?: readonly string[];
+  /** Run the BullMQ rotation worker and schedulers. Default true. */
+  readonly runScheduler?: boolean;
+  /** More services on the same port, e.g. the keyless TicketService. Default none. */
+  readonly extraServices?:
+    readonly ServiceBinding[] | ((context: ExtraServiceContext) => readonly ServiceBinding[]);
+  /** Default Date.now. */
+  readonly clock?: () => number;
+  /** How often watchers are re-announced for fleet-wide ack coverage. Default 2000. */
+  readonly watcherRefreshMs?: number;
+  /** How long start waits for Redis before serving NOT_SERVING. Default 5000. */
+  readonly redisStartTimeoutMs?: number;
+}
+
+export interface RunningTicketKeysServer {
+  readonly port: number;
+  readonly registry: Registry;
+  readonly keySetSource: KeySetSource;
+  readonly store: KeyStore;
+  readonly grpc: RunningServiceServer;
+  /** True while Redis answers. */
+  redisReady(): boolean;
+  /** Drains gRPC (streams end), stops the worker and closes Redis. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts the ticket-key service: gRPC (TicketKeyService plus any extra
+ * services, with service-kit's mTLS roles, health, reflection and metrics),
+ * one Redis connection for commands, one for the change subscription, one
+ * for BullMQ. Health follows Redis: NOT_SERVING while it is unreachable
+ * (watch streams stay open on their last key set), SERVING again when it is
+ * back, after which rings lost by Redis are restored from memory, bootstrap
+ * rings are ensured and rotation schedules upserted — once per reconnect.
+ */
+export async function createTicketKeysServer(
+  options: TicketKeysServerOptions,
+): Promise<RunningTicketKeysServer> {
+  const registry = options.registry ?? new Registry();
+  const logger = options.logger ?? createLogger('ticket-keys');
+  const clock = options.clock ?? Date.now;
+  const keys = redisKeys(options.keyPrefix ?? defaultKeyPrefix);
+  const bootstrapRings = (options.bootstrapRings ?? []).map((ring) => compileRingParams({ ring }));
+
+  const redis = connectRedis(options.redisUrl, registry, logger);
+  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  subscriber.on('error', () => undefined); // the command connection logs Redis errors once
+  const store = new KeyStore({ redis, keys, keks: options.keks, clock });
+  const hub = new KeySetHub({ subscriber, store, channel: keys.changesChannel, logger });
+  const watchers = new WatcherRegistry({ redis, keys, logger, clock, refreshMs: options.watcherRefreshMs });
+  const metrics = createTicketKeysMetrics(
+    registry,
+    {
+      rings: () => hub.rings(),
+      watchers: (ring) => watchers.localWatchers(ring),
+      ackCoverage: (ring) => watchers.lastCoverage(ring)?.ratio,
+    },
+    clock,
+  );
+
+  let bullConnection: Redis | undefined;
+  let scheduler: RotationScheduler | undefined;
+  if (options.runScheduler ?? true) {
+    bullConnection = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    bullConnection.on('error', () => undefined);
+    scheduler = new RotationScheduler({
+      connection: bullConnection,
+      prefix: keys.bullmqPrefix,
+      rotateIfDue: async (ring) => {
+        const outcome = await store.rotate(ring, { onlyIfDue: true });
+        if (outcome.result === 'ok') hub.accept(outcome.state);
+        return outcome;
+      },
+      onOutcome: (ring, result) => metrics.rotations.inc({ ring, result }),
+      logger,
+    });
+  }
+  const ensureSchedule = (ring: string, rotationIntervalMs: number) => {
+    scheduler
+      ?.ensure(ring, rotationIntervalMs)
+      .catch((error: unknown) =>
+        logger.warn(
+          { ring, err: { message: (error as Error).message } },
+          'could not upsert rotation schedule',
+        ),
+      );
+  };
+
+  const keySetSource = keySetSourceOf(hub, clock);
+  const extra =
+    typeof options.extraServices === 'function'
+      ? options.extraServices({ keySetSource, registry, logger })
+      : (options.extraServices ?? []);
+  const grpcServer = await startServiceServer({
+    address: options.address ?? '127.0.0.1:0',
+    security: options.security,
+    registry,
+    logger,
+    services: [
+      ticketKeyServiceBinding({
+        store,
+        hub,
+        watchers,
+        metrics,
+        logger,
+        clock,
+        onRingChanged: ensureSchedule,
+      }),
+      ...extra,
+    ],
+  });
+
+  // Everything that must happen each time Redis becomes reachable, in order:
+  // restore lost rings first, so bootstrap does not create a fresh ring in
+  // their place; then bootstrap; then schedules for every ring.
+  let stopped = false;
+  let recovering: Promise<void> | undefined;
+  const onRedisReady = () => {
+    if (stopped) return;
+    grpcServer.setServing(true);
+    recovering = (async () => {
+      try {
+        await hub.refreshAll();
+        for (const params of bootstrapRings) {
+          const result = await store.putRing(params, { createOnly: true });
+          if (result.created) logger.info({ ring: params.ring }, 'created bootstrap ring');
+        }
+        for (const ring of await store.listRingNames()) {
+          const state = await store.readRing(ring);
+          if (state) {
+            hub.accept(state);
+            ensureSchedule(ring, state.params.rotationIntervalMs);
+          }
+        }
+      } catch (error) {
+        logger.warn(
+          { err: { message: (error as Error).message } },
+          'recovery after Redis connect incomplete',
+        );
+      }
+    })();
+  };
+  redis.on('ready', onRedisReady);
+  redis.on('close', () => {
+    if (!stopped) grpcServer.setServing(false);
+  });
+
+  const readyOrTimeout = new Promise<void>((resolve) => {
+    if (redis.status === 'ready') return resolve();
+    const timer = setTimeout(resolve, options.redisStartTimeoutMs ?? 5000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await readyOrTimeout;
+  if (redis.status === 'ready') {
+    if (!recovering) onRedisReady();
+    await Promise.race([hub.start(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await recovering;
+  } else {
+    grpcServer.setServing(false);
+    logger.warn('Redis is unreachable at start: serving NOT_SERVING until it answers');
+    hub.start().catch(() => undefined);
+  }
+
+  return {
+    port: grpcServer.port,
+    registry,
+    keySetSource,
+    store,
+    grpc: grpcServer,
+    redisReady: () => redis.status === 'ready',
+    async stop(graceMs = 2000) {
+      stopped = true;
+      await grpcServer.stop(graceMs);
+      watchers.close();
+      await hub.close();
+      // BullMQ waits for Redis to close cleanly; do not hang a shutdown on it.
+      await Promise.race([
+        scheduler?.close().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 3000).unref()),
+      ]);
+      for (const connection of [subscriber, bullConnection, redis]) connection?.disconnect();
+    },
+  };
+}
