@@ -47,12 +47,9 @@ export { sessionIdContextForRing } from './node-tls/session-id-context.js';
 export {
   TicketKeyResponder,
   TicketKeyResult,
-  type HookDecision,
-  type HookReason,
   type OpenAnswer,
   type SealAnswer,
 } from './node-tls/ticket-key-responder.js';
-export { nodeTlsMetrics, type NodeTlsMetrics } from './node-tls/node-tls-metrics.js';
 // Staples for the node: cache, WatchStaples provider, must-staple detection.
 export { certificateId, certificateLabel } from './staples/certificate-id.js';
 export {

@@ -1,6 +1,6 @@
 import type tls from 'node:tls';
 import { compileAttachOptions, type AttachOptions } from './attach-options.js';
-import { nodeTlsMetrics } from './node-tls-metrics.js';
+import { engineMetrics } from '../metrics/engine-metrics.js';
 import { installOcspStapling } from './ocsp-stapling.js';
 import { installServerTicketKeys, type TicketKeyMode } from './server-ticket-keys.js';
 
@@ -24,7 +24,7 @@ export interface AttachedTlsEngine {
  */
 export function attach(server: tls.Server, options: AttachOptions): AttachedTlsEngine {
   const compiled = compileAttachOptions(options);
-  const metrics = nodeTlsMetrics(compiled.registry);
+  const metrics = engineMetrics(compiled.registry);
   const tickets = compiled.keys
     ? installServerTicketKeys(server, compiled.keys, compiled, metrics)
     : undefined;

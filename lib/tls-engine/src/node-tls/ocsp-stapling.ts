@@ -3,7 +3,7 @@ import { certificateId, certificateLabel } from '../staples/certificate-id.js';
 import { isMustStaple } from '../staples/must-staple.js';
 import type { StapleSource } from '../staples/staple-cache.js';
 import type { CompiledAttachOptions } from './attach-options.js';
-import type { NodeTlsMetrics } from './node-tls-metrics.js';
+import type { EngineMetrics } from '../metrics/engine-metrics.js';
 
 type OcspRequestListener = (
   certificate: Buffer,
@@ -22,7 +22,7 @@ export function installOcspStapling(
   server: tls.Server,
   staples: StapleSource,
   options: CompiledAttachOptions,
-  metrics: NodeTlsMetrics,
+  metrics: EngineMetrics,
 ): { detach(): void } {
   // Per-leaf facts that never change for the same DER.
   const idByDer = new WeakMap<Buffer, string>();

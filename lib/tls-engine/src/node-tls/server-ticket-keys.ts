@@ -4,7 +4,7 @@ import { nodeTicketKeys } from '../keys/key-material.js';
 import { keyNameLabel } from '../keys/ticket-key.js';
 import type { CompiledAttachOptions } from './attach-options.js';
 import type { TicketKeySource } from './key-source.js';
-import type { NodeTlsMetrics } from './node-tls-metrics.js';
+import type { EngineMetrics } from '../metrics/engine-metrics.js';
 import {
   defaultContextOf,
   installTicketKeyHook,
@@ -36,7 +36,7 @@ export function installServerTicketKeys(
   server: tls.Server,
   keys: TicketKeySource,
   options: CompiledAttachOptions,
-  metrics: NodeTlsMetrics,
+  metrics: EngineMetrics,
 ): InstalledTicketKeys {
   const defaultContext = defaultContextOf(server);
   const hookAvailable = defaultContext !== undefined && ticketKeyHookAvailable(defaultContext);
@@ -55,12 +55,7 @@ export function installServerTicketKeys(
         return [sealed.result, sealed.hmacKey, sealed.aesKey, sealed.name, randomBytes(16)];
       }
       const answer = responder.open(schedule, name, nowMs);
-      metrics.ticketDecisions.inc({
-        ring,
-        key: answer.keyLabel,
-        decision: answer.decision,
-        reason: answer.reason,
-      });
+      metrics.countDecision(ring, answer.keyName, answer.decision, answer.reason);
       return [answer.result, answer.hmacKey, answer.aesKey];
     } catch {
       return [TicketKeyResult.NOT_FOUND, zero16, zero16, zero16, zero16];

@@ -1,6 +1,7 @@
 import { node128Keys } from '../keys/key-material.js';
 import type { KeySchedule, ScheduledKey } from '../keys/key-schedule.js';
-import { keyNameHex, keyNameLabel } from '../keys/ticket-key.js';
+import { TicketDecision, TicketReason } from '@keyfleet/proto';
+import { keyNameHex } from '../keys/ticket-key.js';
 
 /** OpenSSL's ticket key callback results, as Node's hook passes them through. */
 export const TicketKeyResult = {
@@ -13,18 +14,15 @@ export const TicketKeyResult = {
 } as const;
 export type TicketKeyResult = (typeof TicketKeyResult)[keyof typeof TicketKeyResult];
 
-/** Decision and reason names as metric labels: the proto enums without their prefixes. */
-export type HookDecision = 'USE' | 'USE_RENEW' | 'IGNORE_RENEW';
-export type HookReason = 'OK' | 'KEY_RETIRED' | 'UNKNOWN_KEY' | 'KEY_EXPIRED' | 'KEY_REVOKED';
-
 export interface OpenAnswer {
   readonly result: TicketKeyResult;
   readonly hmacKey: Uint8Array;
   readonly aesKey: Uint8Array;
-  readonly decision: HookDecision;
-  readonly reason: HookReason;
-  /** Metric label of the key: its short name when the set knows it, else "unknown". */
-  readonly keyLabel: string;
+  /** USE, USE_RENEW or IGNORE_RENEW: what the result means in the contract's terms. */
+  readonly decision: TicketDecision;
+  readonly reason: TicketReason;
+  /** The key's name when the set knows it (revoked included); undefined for names never seen. */
+  readonly keyName: Uint8Array | undefined;
 }
 
 export interface SealAnswer {
@@ -32,8 +30,6 @@ export interface SealAnswer {
   readonly name: Uint8Array;
   readonly hmacKey: Uint8Array;
   readonly aesKey: Uint8Array;
-  /** Label of the sealing key, "none" when no key encrypts. */
-  readonly keyLabel: string;
 }
 
 const zero16 = new Uint8Array(16);
@@ -66,52 +62,48 @@ export class TicketKeyResponder {
         name: zero16,
         hmacKey: zero16,
         aesKey: zero16,
-        keyLabel: 'none',
       };
     }
     return {
       result: TicketKeyResult.USE,
       name: active.name,
       ...this.keysOf(active),
-      keyLabel: keyNameLabel(active.name),
     };
   }
 
   /** Whether and how to open a ticket whose key name is `name`. */
   open(schedule: KeySchedule | undefined, name: Uint8Array, nowMs: number): OpenAnswer {
     const nameHex = keyNameHex(name);
-    const notFound = (reason: HookReason, keyLabel: string): OpenAnswer => ({
+    const notFound = (reason: TicketReason, keyName: Uint8Array | undefined): OpenAnswer => ({
       result: TicketKeyResult.NOT_FOUND,
       hmacKey: zero16,
       aesKey: zero16,
-      decision: 'IGNORE_RENEW',
+      decision: TicketDecision.IGNORE_RENEW,
       reason,
-      keyLabel,
+      keyName,
     });
-    if (!schedule) return notFound('UNKNOWN_KEY', 'unknown');
-    if (schedule.isRevoked(nameHex)) return notFound('KEY_REVOKED', keyNameLabel(name));
+    if (!schedule) return notFound(TicketReason.UNKNOWN_KEY, undefined);
+    if (schedule.isRevoked(nameHex)) return notFound(TicketReason.KEY_REVOKED, name);
     const key = schedule.find(nameHex);
-    if (!key || key.secret.length === 0) return notFound('UNKNOWN_KEY', 'unknown');
-    const state = schedule.stateOf(key, nowMs);
-    const label = keyNameLabel(name);
-    switch (state) {
+    if (!key || key.secret.length === 0) return notFound(TicketReason.UNKNOWN_KEY, undefined);
+    switch (schedule.stateOf(key, nowMs)) {
       case 'gone':
-        return notFound('KEY_EXPIRED', label);
+        return notFound(TicketReason.KEY_EXPIRED, key.name);
       case 'decrypt-only':
         return {
           result: TicketKeyResult.USE_RENEW,
           ...this.keysOf(key),
-          decision: 'USE_RENEW',
-          reason: 'KEY_RETIRED',
-          keyLabel: label,
+          decision: TicketDecision.USE_RENEW,
+          reason: TicketReason.KEY_RETIRED,
+          keyName: key.name,
         };
       default:
         return {
           result: TicketKeyResult.USE,
           ...this.keysOf(key),
-          decision: 'USE',
-          reason: 'OK',
-          keyLabel: label,
+          decision: TicketDecision.USE,
+          reason: TicketReason.OK,
+          keyName: key.name,
         };
     }
   }
