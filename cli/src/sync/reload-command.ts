@@ -23,7 +23,18 @@ export function runReloadCommand(argv: readonly string[], timeoutMs = 30_000): P
   });
 }
 
-/** Splits a reload command given as one string on whitespace (no shell quoting). */
+/**
+ * A reload command as given on the command line: a JSON array of strings
+ * (`["sh","-c","kill -HUP $(cat /run/nginx.pid)"]`) taken as it is, or else
+ * words split on whitespace (no shell quoting).
+ */
 export function parseCommandLine(text: string): string[] {
+  if (text.trimStart().startsWith('[')) {
+    const parsed: unknown = JSON.parse(text);
+    if (!Array.isArray(parsed) || !parsed.every((part) => typeof part === 'string')) {
+      throw new Error('a reload command in JSON is an array of strings');
+    }
+    return parsed;
+  }
   return text.split(/\s+/).filter((part) => part.length > 0);
 }

@@ -6,7 +6,7 @@ import { certificateIdOfPem } from './staple-files.js';
 /**
  * Where each certificate's staple goes: `<stapleDir>/<id>.der` for every
  * certificate the stream carries, and `<pem>.ocsp` beside each certificate
- * file named with --certificate (HAProxy's convention, and handy for nginx's
+ * file named with --certificate (or the file named after `=`) (HAProxy's convention, and handy for nginx's
  * `ssl_stapling_file`).
  */
 export interface StapleDestinations {
@@ -23,9 +23,11 @@ export function stapleDestinations(options: {
   certificatePaths?: readonly string[];
 }): StapleDestinations {
   const byId = new Map<string, string[]>();
-  for (const pemPath of options.certificatePaths ?? []) {
-    const id = certificateIdOfPem(readFileSync(pemPath, 'utf8'));
-    byId.set(id, [...(byId.get(id) ?? []), `${pemPath}.ocsp`]);
+  for (const entry of options.certificatePaths ?? []) {
+    // `<pem>` writes `<pem>.ocsp`; `<pem>=<file>` writes `<file>` (for a read-only certificate mount).
+    const [pemPath, target] = entry.includes('=') ? entry.split('=', 2) : [entry, `${entry}.ocsp`];
+    const id = certificateIdOfPem(readFileSync(pemPath!, 'utf8'));
+    byId.set(id, [...(byId.get(id) ?? []), target!]);
   }
   return {
     namedIds: [...byId.keys()],

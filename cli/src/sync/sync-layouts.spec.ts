@@ -148,3 +148,16 @@ test('node: 48 bytes of the encrypting key', () => {
   assert.deepEqual(file, nodeTicketKeys(Buffer.alloc(16, 3), Buffer.alloc(32, 3)));
   assert.equal(file.length, 48);
 });
+
+test('reload command: words, or a JSON array for arguments with spaces; bad JSON refused', async () => {
+  const { parseCommandLine } = await import('./reload-command.js');
+  assert.deepEqual(parseCommandLine(' nginx  -s reload '), ['nginx', '-s', 'reload']);
+  assert.deepEqual(parseCommandLine('["sh","-c","kill -HUP $(cat /run/nginx.pid)"]'), [
+    'sh',
+    '-c',
+    'kill -HUP $(cat /run/nginx.pid)',
+  ]);
+  assert.throws(() => parseCommandLine('["sh", 1]'), /array of strings/);
+  assert.throws(() => parseCommandLine('[nope'), SyntaxError);
+  assert.deepEqual(parseCommandLine(''), []);
+});

@@ -1,0 +1,230 @@
+/**
+ * Every kustomization renders with `kubectl kustomize`; every object validates
+ * against the Kubernetes OpenAPI schema (kubernetes-models' validators, no
+ * cluster needed), custom resources get a structural check of our own; the
+ * alerts pass `promtool check rules` and `promtool test rules`.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments, parse, stringify } from 'yaml';
+import { makeTempDir, requireCommand } from '@keyfleet/test-support';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import { unknownMetricNames } from './metric-names.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const temp = makeTempDir('deploy');
+after(() => temp.remove());
+
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+};
+
+const kustomizations = [
+  'deploy/k8s/base',
+  'deploy/k8s/overlays/dev',
+  'deploy/k8s/overlays/prod',
+  'deploy/k8s/examples/engine-node',
+  'deploy/k8s/examples/nginx-sidecar',
+];
+
+function render(dir: string): K8sObject[] {
+  requireCommand('kubectl');
+  const text = execFileSync('kubectl', ['kustomize', path.join(root, dir)], { encoding: 'utf8' });
+  return parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject);
+}
+const rendered = new Map(kustomizations.map((dir) => [dir, render(dir)]));
+
+/** kubernetes-models keeps one validating class per apiVersion/kind. */
+async function validateCore(object: K8sObject): Promise<void> {
+  const [group, version] = object.apiVersion.includes('/')
+    ? object.apiVersion.split('/')
+    : ['', object.apiVersion];
+  const modulePath = `kubernetes-models/${group ? `${group}/` : ''}${version}/${object.kind}`;
+  const module = (await import(modulePath)) as Record<string, new (data: unknown) => { validate(): void }>;
+  const Model = module[object.kind] ?? module.default;
+  assert.ok(Model, `no schema for ${object.apiVersion} ${object.kind}`);
+  new Model(object).validate();
+}
+
+const customResources: Record<string, (object: K8sObject) => void> = {
+  'monitoring.coreos.com/v1/ServiceMonitor': (object) => {
+    const spec = object.spec as { selector?: object; endpoints?: { port?: string; path?: string }[] };
+    assert.ok(spec.selector, 'selector');
+    assert.ok(
+      spec.endpoints?.length && spec.endpoints.every((e) => e.port === 'metrics' && e.path === '/metrics'),
+    );
+  },
+  'monitoring.coreos.com/v1/PrometheusRule': (object) => {
+    const spec = object.spec as {
+      groups?: { name: string; rules: { alert?: string; expr: string; for?: string }[] }[];
+    };
+    assert.ok(spec.groups?.length, 'groups');
+    for (const group of spec.groups) {
+      assert.equal(typeof group.name, 'string');
+      for (const rule of group.rules) {
+        assert.match(rule.alert ?? '', /^Keyfleet[A-Za-z]+$/);
+        assert.equal(typeof rule.expr, 'string');
+        if (rule.for) assert.match(rule.for, /^\d+[smh]$/);
+      }
+    }
+  },
+  'cert-manager.io/v1/Certificate': (object) => {
+    const spec = object.spec as {
+      secretName?: string;
+      issuerRef?: { name?: string; kind?: string };
+      usages?: string[];
+    };
+    assert.match(spec.secretName ?? '', /^[a-z0-9-]+$/);
+    assert.ok(spec.issuerRef?.name && ['Issuer', 'ClusterIssuer'].includes(spec.issuerRef.kind ?? ''));
+    assert.ok(spec.usages?.every((usage) => ['server auth', 'client auth'].includes(usage)));
+  },
+  'cert-manager.io/v1/Issuer': (object) => {
+    assert.ok((object.spec as { ca?: { secretName?: string } }).ca?.secretName, 'ca.secretName');
+  },
+};
+
+for (const [dir, objects] of rendered) {
+  test(`${dir}: renders, and every object validates against its schema`, async () => {
+    assert.ok(objects.length > 0);
+    for (const object of objects) {
+      const id = `${object.apiVersion} ${object.kind}/${object.metadata?.name}`;
+      const custom = customResources[`${object.apiVersion}/${object.kind}`];
+      try {
+        if (custom) custom(object);
+        else await validateCore(object);
+      } catch (error) {
+        throw new Error(`${dir}: ${id}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+  });
+}
+
+test('schema validation rejects a broken object (the check can fail)', async () => {
+  const [deployment] = rendered.get('deploy/k8s/base')!.filter((o) => o.kind === 'Deployment');
+  const broken = structuredClone(deployment!) as unknown as { spec: { replicas: unknown } };
+  broken.spec.replicas = 'two';
+  await assert.rejects(validateCore(broken as unknown as K8sObject), /replicas/);
+});
+
+for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
+  test(`${overlay}: services are highly available, hardened and probed`, () => {
+    const objects = rendered.get(overlay)!;
+    const deployments = objects.filter((o) => o.kind === 'Deployment');
+    assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), ['ocsp-fetch', 'ticket-keys']);
+    for (const deployment of deployments) {
+      const spec = (deployment as unknown as IDeployment).spec!;
+      const name = deployment.metadata.name;
+      assert.ok((spec.replicas ?? 1) >= 2, `${name} replicas`);
+      const pod = spec.template.spec!;
+      assert.ok(pod.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length);
+      assert.equal(pod.securityContext?.runAsNonRoot, true);
+      const container = pod.containers[0]!;
+      assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+      assert.ok(container.resources?.requests?.cpu && container.resources.limits?.memory);
+      assert.ok(container.readinessProbe && container.livenessProbe, `${name} probes`);
+      const env = new Map((container.env ?? []).map((e) => [e.name, e]));
+      for (const variable of [
+        'REDIS_URL',
+        'KEYFLEET_GRPC_ADDRESS',
+        'KEYFLEET_METRICS_ADDRESS',
+        'KEYFLEET_TLS_CERT',
+        'KEYFLEET_TLS_KEY',
+        'KEYFLEET_TLS_CLIENT_CA',
+        'KEYFLEET_ROLES_FILE',
+        'KEYFLEET_KEY_PREFIX',
+      ]) {
+        assert.ok(env.has(variable), `${name} ${variable}`);
+      }
+      if (name === 'ticket-keys') assert.ok(env.has('KEYFLEET_KEK_FILE'));
+      const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === name);
+      assert.ok(pdb, `${name} PodDisruptionBudget`);
+      assert.ok(objects.some((o) => o.kind === 'Service' && o.metadata.name === name));
+    }
+    assert.ok(objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-redis'));
+    assert.ok(
+      objects.some((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('keyfleet-grafana-dashboard')),
+    );
+  });
+}
+
+test('dev runs one Redis StatefulSet; prod none (it points at an existing Redis)', () => {
+  const dev = rendered.get('deploy/k8s/overlays/dev')!;
+  const prod = rendered.get('deploy/k8s/overlays/prod')!;
+  assert.equal(dev.filter((o) => o.kind === 'StatefulSet').length, 1);
+  assert.equal(prod.filter((o) => o.kind === 'StatefulSet').length, 0);
+  assert.ok(
+    prod.some((o) => o.kind === 'Certificate'),
+    'prod includes the cert-manager component',
+  );
+  // Dev's plain-text gRPC is what lets native gRPC probes work; prod probes /healthz.
+  const firstContainer = (objects: K8sObject[]): IContainer =>
+    (objects.find((o) => o.kind === 'Deployment') as unknown as IDeployment).spec!.template.spec!
+      .containers[0]!;
+  assert.equal(firstContainer(prod).readinessProbe?.httpGet?.path, '/healthz');
+  assert.ok(firstContainer(dev).readinessProbe?.grpc?.port);
+});
+
+function extractRules(): string {
+  const rule = parse(
+    readFileSync(path.join(root, 'deploy/k8s/base/prometheus-rule.yaml'), 'utf8'),
+  ) as K8sObject;
+  const file = path.join(temp.path, 'keyfleet-alerts.yaml');
+  writeFileSync(file, stringify(rule.spec));
+  copyFileSync(
+    path.join(root, 'deploy/prometheus/alerts.test.yaml'),
+    path.join(temp.path, 'alerts.test.yaml'),
+  );
+  return file;
+}
+
+test('alerts: promtool check rules, and promtool test rules on their unit tests', () => {
+  requireCommand('promtool');
+  const rulesFile = extractRules();
+  const check = execFileSync('promtool', ['check', 'rules', rulesFile], { encoding: 'utf8' });
+  assert.match(check, /SUCCESS: \d+ rules found/);
+  const unit = execFileSync('promtool', ['test', 'rules', 'alerts.test.yaml'], {
+    cwd: temp.path,
+    encoding: 'utf8',
+  });
+  assert.match(unit, /SUCCESS/);
+});
+
+test('alerts use only the fixed metric names, and every alert has a unit test', () => {
+  const rule = parse(readFileSync(path.join(root, 'deploy/k8s/base/prometheus-rule.yaml'), 'utf8')) as {
+    spec: { groups: { rules: { alert: string; expr: string }[] }[] };
+  };
+  const tests = readFileSync(path.join(root, 'deploy/prometheus/alerts.test.yaml'), 'utf8');
+  const alerts = rule.spec.groups.flatMap((group) => group.rules);
+  for (const alert of [
+    'KeyfleetRotationStalled',
+    'KeyfleetActiveKeyTooOld',
+    'KeyfleetAckCoverageLow',
+    'KeyfleetStapleExpiringSoon',
+    'KeyfleetStapleRevoked',
+    'KeyfleetOcspResponderFailing',
+    'KeyfleetRedisDown',
+  ]) {
+    assert.ok(
+      alerts.some((a) => a.alert === alert),
+      alert,
+    );
+  }
+  for (const { alert, expr } of alerts) {
+    assert.deepEqual(unknownMetricNames(expr), [], alert);
+    assert.ok(tests.includes(`alertname: ${alert}`), `${alert} has a promtool unit test`);
+  }
+});
+
+test('Dockerfile: multi-stage, non-root user', () => {
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+  assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2);
+  const user = /^USER (\S+)/m.exec(dockerfile)?.[1] ?? '';
+  assert.ok(user && !/^(0|root)(:|$)/.test(user), `USER ${user}`);
+});
