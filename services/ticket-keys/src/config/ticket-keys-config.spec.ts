@@ -12,13 +12,14 @@ test('development defaults', () => {
   assert.equal(config.metricsPort, 9101);
   assert.equal(config.keyPrefix, 'kf');
   assert.ok('generateInDir' in config.kek && config.kek.generateInDir.endsWith('.keyfleet'));
-  assert.deepEqual(config.bootstrapRings, []);
+  assert.deepEqual(config.bootstrapRings, ['default'], 'the README start command relies on it');
   assert.equal(config.security.mode, 'insecure-dev');
 });
 
 test('bootstrap rings are a comma list', () => {
   const config = compileTicketKeysConfig({ ...dev, KEYFLEET_BOOTSTRAP_RINGS: 'default, edge ,' });
   assert.deepEqual(config.bootstrapRings, ['default', 'edge']);
+  assert.deepEqual(compileTicketKeysConfig({ ...dev, KEYFLEET_BOOTSTRAP_RINGS: 'none' }).bootstrapRings, []);
 });
 
 const bad: [string, Record<string, string>][] = [

@@ -38,7 +38,7 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
  *   KEYFLEET_KEK_FILE (required unless KEYFLEET_INSECURE_DEV=true, which
  *   generates $KEYFLEET_STATE_DIR/kek, default .keyfleet/kek),
  *   KEYFLEET_TLS_CERT/KEY/CLIENT_CA + KEYFLEET_ROLES_FILE (unless insecure dev),
- *   KEYFLEET_BOOTSTRAP_RINGS (comma list, default none), LOG_LEVEL (info).
+ *   KEYFLEET_BOOTSTRAP_RINGS (comma list, default "default"; "none" for none), LOG_LEVEL (info).
  */
 export function compileTicketKeysConfig(env: Env): TicketKeysConfig {
   const redisUrl = envOptionalString(env, 'REDIS_URL');
@@ -61,7 +61,8 @@ export function compileTicketKeysConfig(env: Env): TicketKeysConfig {
   else if (insecureDev)
     kek = { generateInDir: path.resolve(envString(env, 'KEYFLEET_STATE_DIR', '.keyfleet')) };
   else throw new ConfigError('KEYFLEET_KEK_FILE', 'required (lines of <kek-id>:<base64 32 bytes>)');
-  const bootstrapRings = envString(env, 'KEYFLEET_BOOTSTRAP_RINGS', '')
+  const bootstrapList = envString(env, 'KEYFLEET_BOOTSTRAP_RINGS', 'default');
+  const bootstrapRings = (bootstrapList === 'none' ? '' : bootstrapList)
     .split(',')
     .map((ring) => ring.trim())
     .filter((ring) => ring !== '');

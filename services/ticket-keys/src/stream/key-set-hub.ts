@@ -36,7 +36,7 @@ export class KeySetHub {
   private readonly store: HubStore;
   private readonly channel: string;
   private readonly logger: Logger;
-  private subscribedOnce = false;
+  private readyEvents = 0;
   private closed = false;
 
   constructor(options: KeySetHubOptions) {
@@ -51,7 +51,6 @@ export class KeySetHub {
   /** Subscribes (resolves once the subscription is confirmed) and loads every ring Redis lists. */
   async start(): Promise<void> {
     await this.subscriber.subscribe(this.channel);
-    this.subscribedOnce = true;
     try {
       for (const ring of await this.store.listRingNames()) await this.refresh(ring);
     } catch (error) {
@@ -125,7 +124,8 @@ export class KeySetHub {
   private onSubscriberReady(): void {
     // The first 'ready' is the initial connection; later ones are reconnects,
     // after which messages may have been missed.
-    if (!this.subscribedOnce || this.closed) return;
+    this.readyEvents++;
+    if (this.readyEvents === 1 || this.closed) return;
     this.logger.info({ rings: this.states.size }, 'subscription back: re-reading every known ring once');
     for (const ring of this.states.keys()) void this.refresh(ring);
   }
