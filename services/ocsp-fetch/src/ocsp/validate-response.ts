@@ -238,9 +238,8 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   const status = certStatusOf(single);
   if (!status) return fetchFailure(FetchResult.Malformed, 'certStatus is not good, revoked or unknown');
 
-  const signer = await authorizedSigner(basic, input);
-  if (!signer.ok) return signer;
-
+  // The response's own times first: cheap, and the most telling reason when
+  // a clock is off (a signer certificate would look "not valid now" too).
   const thisUpdateMs = single.thisUpdate.getTime();
   const producedAtMs = basic.tbsResponseData.producedAt.getTime();
   if (!Number.isFinite(thisUpdateMs) || !Number.isFinite(producedAtMs)) {
@@ -257,9 +256,22 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   if (!Number.isFinite(responseNextUpdateMs) || responseNextUpdateMs <= thisUpdateMs) {
     return fetchFailure(FetchResult.Malformed, 'nextUpdate is not after thisUpdate');
   }
-  const nextUpdateMs = Math.min(responseNextUpdateMs, signer.signer.notAfter.value.getTime());
+  if (responseNextUpdateMs < input.nowMs - input.skewMs) {
+    return fetchFailure(
+      FetchResult.Expired,
+      `nextUpdate ${new Date(responseNextUpdateMs).toISOString()} has passed`,
+    );
+  }
+
+  const signer = await authorizedSigner(basic, input);
+  if (!signer.ok) return signer;
+  const signerNotAfterMs = signer.signer.notAfter.value.getTime();
+  const nextUpdateMs = Math.min(responseNextUpdateMs, signerNotAfterMs);
   if (nextUpdateMs < input.nowMs - input.skewMs) {
-    return fetchFailure(FetchResult.Expired, `nextUpdate ${new Date(nextUpdateMs).toISOString()} has passed`);
+    return fetchFailure(
+      FetchResult.Expired,
+      `the signer certificate expired ${new Date(signerNotAfterMs).toISOString()}`,
+    );
   }
   return {
     ok: true,

@@ -56,7 +56,7 @@ export class RefreshQueue {
         async (job: Job<RefreshJobData>, token?: string) => {
           const outcome = await options.refresher.refresh(job.data.id);
           if (outcome.kind !== 'scheduled') return outcome.kind;
-          await job.moveToDelayed(outcome.nextAttemptAtMs, token);
+          await job.moveToDelayed(Date.now() + Math.max(0, outcome.delayMs), token);
           throw new DelayedError();
         },
         {

@@ -28,7 +28,14 @@ export interface StapleRefresherDeps {
 export type RefreshOutcome =
   | { readonly kind: 'unregistered' }
   | { readonly kind: 'no_ocsp_url' }
-  | { readonly kind: 'scheduled'; readonly result: FetchResult; readonly nextAttemptAtMs: number };
+  | {
+      readonly kind: 'scheduled';
+      readonly result: FetchResult;
+      /** On the injected clock (what FetchState shows). */
+      readonly nextAttemptAtMs: number;
+      /** From now: what the job waits, in real time whatever the injected clock says. */
+      readonly delayMs: number;
+    };
 
 /**
  * One refresh: fetch (within the per-responder limit), validate, offer the
@@ -89,7 +96,7 @@ export class StapleRefresher {
           'OCSP says the certificate is REVOKED; the revoked staple is served as it is',
         );
       }
-      return { kind: 'scheduled', result: FetchResult.Ok, nextAttemptAtMs };
+      return { kind: 'scheduled', result: FetchResult.Ok, nextAttemptAtMs, delayMs: nextAttemptAtMs - nowMs };
     }
 
     const responderFailures = await store.responderFailures(responder);
@@ -112,6 +119,6 @@ export class StapleRefresher {
       error: `${verdict.reason}: ${verdict.detail}`,
     });
     if (recorded === undefined) return { kind: 'unregistered' };
-    return { kind: 'scheduled', result: verdict.reason, nextAttemptAtMs };
+    return { kind: 'scheduled', result: verdict.reason, nextAttemptAtMs, delayMs: nextAttemptAtMs - nowMs };
   }
 }

@@ -1,0 +1,75 @@
+/** Test-only helpers shared by the service's integration tests. */
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
+import {
+  StapleServiceClient,
+  type GetStapleResponse,
+  type ListCertificatesResponse,
+  type RegisterCertificateResponse,
+  type UnregisterCertificateResponse,
+  type WatchStaplesResponse,
+} from '@keyfleet/proto';
+
+/** Polls `check` until it returns a value other than undefined/false, or fails naming `what`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 20_000,
+): Promise<Exclude<T, false | undefined>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as Exclude<T, false | undefined>;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+/** The value of one series of a counter or gauge, 0 when absent. */
+export async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values
+    .filter((v) =>
+      Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+    )
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Promise-returning StapleService calls over plain text (tests run insecure-dev). */
+export function stapleClient(port: number) {
+  const client = new StapleServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call =
+    <Req, Res>(
+      method: (request: Req, callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown,
+    ) =>
+    (request: Req) =>
+      promisify<Req, Res>(method.bind(client) as never)(request);
+  return {
+    client,
+    register: call<{ chainPem: string }, RegisterCertificateResponse>(client.registerCertificate),
+    unregister: call<{ id: string }, UnregisterCertificateResponse>(client.unregisterCertificate),
+    list: call<object, ListCertificatesResponse>(client.listCertificates),
+    get: call<{ id?: string; fingerprintSha256?: Buffer }, GetStapleResponse>(client.getStaple),
+    /** Opens WatchStaples and collects every message. */
+    watch(ids: string[] = [], heartbeatIntervalMs = 0) {
+      const messages: WatchStaplesResponse[] = [];
+      const stream = client.watchStaples({ ids, nodeId: 'test-node', heartbeatIntervalMs });
+      stream.on('data', (message: WatchStaplesResponse) => messages.push(message));
+      stream.on('error', () => {});
+      return { stream, messages };
+    },
+    close: () => client.close(),
+  };
+}
