@@ -2,6 +2,7 @@
 // typed promise client, and watchers that record every message they get.
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
+import { service as healthService } from 'grpc-health-check';
 import { TicketKeyServiceClient, type KeySet, type WatchKeySetResponse } from '@keyfleet/proto';
 import { createLogger, insecureDevSecurity, type ServerSecurity } from '@keyfleet/service-kit';
 import {
@@ -124,3 +125,22 @@ export async function statusOf(call: Promise<unknown>): Promise<{ code: grpc.sta
   }
   throw new Error('expected the call to fail');
 }
+
+/** grpc.health.v1 Check for the whole server (""): 'SERVING' or 'NOT_SERVING'. */
+export async function healthOf(port: number): Promise<string> {
+  const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
+  const client = new Health(`localhost:${port}`, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string>((resolve, reject) =>
+      (client as unknown as { check: HealthCheck }).check({ service: '' }, (error, response) =>
+        error ? reject(error) : resolve(String(response.status)),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+type HealthCheck = (
+  request: { service: string },
+  callback: (error: grpc.ServiceError | null, response: { status: string | number }) => void,
+) => void;
