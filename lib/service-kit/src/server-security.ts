@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ServerCredentials } from '@grpc/grpc-js';
+import { ServerCredentials, experimental } from '@grpc/grpc-js';
 import { ConfigError, envBoolean, envOptionalString, type Env } from './config-env.js';
 import { loadClientRoles, type ClientRoles } from './client-roles.js';
 
@@ -8,7 +8,13 @@ import { loadClientRoles, type ClientRoles } from './client-roles.js';
  * text where every caller is admin — only with KEYFLEET_INSECURE_DEV=true.
  */
 export type ServerSecurity =
-  | { mode: 'mtls'; credentials: ServerCredentials; roles: ClientRoles }
+  | {
+      mode: 'mtls';
+      credentials: ServerCredentials;
+      roles: ClientRoles;
+      /** Resolves once the certificate files have been loaded (handshakes before that fail). */
+      ready(): Promise<void>;
+    }
   | { mode: 'insecure-dev'; credentials: ServerCredentials };
 
 export interface MtlsFiles {
@@ -18,27 +24,54 @@ export interface MtlsFiles {
   rolesPath: string;
 }
 
-export function mtlsSecurity(files: MtlsFiles): ServerSecurity {
-  const read = (variable: string, path: string) => {
+export function mtlsSecurity(files: MtlsFiles, refreshIntervalMs = 60_000): ServerSecurity {
+  // Read once here so a missing file stops start-up with the variable's name;
+  // the provider below re-reads them, so renewed certificates (cert-manager)
+  // apply without a restart.
+  const check = (variable: string, path: string) => {
     try {
-      return readFileSync(path);
+      readFileSync(path);
     } catch {
       throw new ConfigError(variable, `cannot read ${path}`);
     }
   };
-  const credentials = ServerCredentials.createSsl(
-    read('KEYFLEET_TLS_CLIENT_CA', files.clientCaPath),
-    [
-      {
-        cert_chain: read('KEYFLEET_TLS_CERT', files.certPath),
-        private_key: read('KEYFLEET_TLS_KEY', files.keyPath),
-      },
-    ],
-    // Callers without a certificate still connect and are answered
-    // UNAUTHENTICATED, which tells them more than a failed handshake.
-    false,
-  );
-  return { mode: 'mtls', credentials, roles: loadClientRoles(files.rolesPath) };
+  check('KEYFLEET_TLS_CERT', files.certPath);
+  check('KEYFLEET_TLS_KEY', files.keyPath);
+  check('KEYFLEET_TLS_CLIENT_CA', files.clientCaPath);
+  const provider = new experimental.FileWatcherCertificateProvider({
+    certificateFile: files.certPath,
+    privateKeyFile: files.keyPath,
+    caCertificateFile: files.clientCaPath,
+    refreshIntervalMs,
+  });
+  // Ask every client for a certificate but do not fail the handshake without
+  // one: such callers are answered UNAUTHENTICATED, which tells them more.
+  // grpc-js reports only certificates that chain to the CA.
+  const credentials = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+  // Our listeners go away once the files are loaded: a listener keeps the
+  // provider's refresh timer (and so the process) alive.
+  const ready = () =>
+    new Promise<void>((resolve) => {
+      let identityLoaded = false;
+      let caLoaded = false;
+      const settle = () => {
+        if (!identityLoaded || !caLoaded) return;
+        provider.removeIdentityCertificateListener(onIdentity);
+        provider.removeCaCertificateListener(onCa);
+        resolve();
+      };
+      const onIdentity = (update: unknown) => {
+        identityLoaded ||= Boolean(update);
+        settle();
+      };
+      const onCa = (update: unknown) => {
+        caLoaded ||= Boolean(update);
+        settle();
+      };
+      provider.addIdentityCertificateListener(onIdentity);
+      provider.addCaCertificateListener(onCa);
+    });
+  return { mode: 'mtls', credentials, roles: loadClientRoles(files.rolesPath), ready };
 }
 
 export function insecureDevSecurity(): ServerSecurity {

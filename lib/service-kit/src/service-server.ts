@@ -183,6 +183,23 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       error ? reject(error) : resolve(boundPort),
     ),
   );
+  if (security.mode === 'mtls') {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('TLS certificate files were not loaded within 10 s')),
+        10_000,
+      );
+    });
+    try {
+      await Promise.race([security.ready(), timeout]);
+    } catch (error) {
+      server.forceShutdown();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
   if (security.mode === 'insecure-dev') {
     logger.warn(
       { port },
