@@ -49,6 +49,15 @@ export interface TicketServiceBindingOptions {
 
 const encoder = new TextEncoder();
 
+function sameKeys(held: KeySet | undefined, next: KeySet): boolean {
+  if (!held || held.epoch !== next.epoch || held.keys.length !== next.keys.length) return false;
+  if (held.revokedKeyNames.length !== next.revokedKeyNames.length) return false;
+  return held.keys.every((key, index) => {
+    const other = next.keys[index]!;
+    return key.activatesAtMs === other.activatesAtMs && Buffer.compare(key.name, other.name) === 0;
+  });
+}
+
 /** The contract's context as the engine's, checked against the ticket format's limits. */
 function connectionOf(context: ConnectionContext | undefined, strict: boolean): TicketConnection {
   const serverName = context?.serverName ?? '';
@@ -105,7 +114,9 @@ export function createTicketServiceBinding(
       rings.set(ringName, entry);
     }
     const { held } = entry;
-    if (held.keySet !== keySet) {
+    // Sources may build a fresh KeySet object per call; the epoch changes with every change to
+    // the ring, so the key ring (and its derived keys) is rebuilt only when the epoch or keys differ.
+    if (held.keySet !== keySet && !sameKeys(held.keySet, keySet)) {
       try {
         held.keys = ticketKeyRingFromKeySet(keySet, held.keys);
         held.keySet = keySet;
