@@ -328,14 +328,14 @@ test('a certificate without an OCSP URL is NO_OCSP_URL: reported, never fetched'
   assert.equal(certificate?.status, StapleStatus.NO_OCSP_URL);
   assert.equal(certificate?.ocspUrl, '');
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const later = (await api.get({ id: certificate!.id })).certificate!;
+  const later = (await api.get({ id: certificate.id })).certificate!;
   assert.equal(later.status, StapleStatus.NO_OCSP_URL);
   assert.equal(later.fetch?.lastAttemptAtMs, 0, 'no fetch was attempted');
   assert.equal(
     await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'no_ocsp_url' }),
     1,
   );
-  await api.unregister({ id: certificate!.id });
+  await api.unregister({ id: certificate.id });
 });
 
 test('hostile RegisterCertificate input is INVALID_ARGUMENT and stores nothing', async () => {
@@ -386,7 +386,7 @@ test('a revoked certificate: the revoked staple is served, with the revoked metr
     return current?.status === StapleStatus.REVOKED ? current : undefined;
   });
   assert.equal(record.staple?.certStatus, OcspCertStatus.REVOKED);
-  assert.ok(record.staple!.revokedAtMs > 0 && record.staple!.revokedAtMs <= Date.now());
+  assert.ok(record.staple.revokedAtMs > 0 && record.staple.revokedAtMs <= Date.now());
   assert.equal(
     await metricValue(server.registry, 'keyfleet_ocsp_staple_revoked', { certificate: leafId.slice(0, 16) }),
     1,

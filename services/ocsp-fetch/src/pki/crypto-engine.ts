@@ -15,7 +15,9 @@ export function ensurePkiEngine(): pkijs.ICryptoEngine {
       'node-webcrypto',
       new pkijs.CryptoEngine({
         name: 'node-webcrypto',
-        crypto: webcrypto as pkijs.CryptoEngineParameters['crypto'],
+        // pkijs types this as the DOM's Crypto, which a Node project does not
+        // load; node's webcrypto is that interface.
+        crypto: webcrypto as never,
       }),
     );
     installed = true;

@@ -20,7 +20,9 @@ function escapeValue(value: string): string {
     .replace(/[\\,+"<>;=]/g, (c) => `\\${c}`)
     .replace(/^[ #]/, (c) => `\\${c}`)
     .replace(/ $/, '\\ ')
-    .replace(/[\x00-\x1f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    .split('')
+    .map((c) => (c.charCodeAt(0) < 0x20 ? `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c))
+    .join('');
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Logger } from '@keyfleet/service-kit';
 import { OcspCertStatus } from '@keyfleet/proto';
 import { fetchOcspOverHttp, type HttpFetchLimits } from '../fetch/http-fetch.js';
-import { ResponderLimiter, responderOrigin } from '../fetch/responder-limiter.js';
+import type { ResponderLimiter } from '../fetch/responder-limiter.js';
+import { responderOrigin } from '../fetch/responder-limiter.js';
 import { FetchResult } from '../ocsp/fetch-result.js';
 import { buildOcspRequest, type CertIdHash } from '../ocsp/ocsp-request.js';
 import { validateOcspResponse } from '../ocsp/validate-response.js';

@@ -195,7 +195,7 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
       listCertificates,
       getStaple,
       watchStaples,
-    } as ServiceBinding['handlers'],
+    },
     adminMethods: new Set(['RegisterCertificate', 'UnregisterCertificate']),
   };
 }

@@ -46,7 +46,7 @@ export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
 }
 
 export async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
 }
 
 function extension(

@@ -1,10 +1,10 @@
 /** Test-only helpers shared by the service's integration tests. */
-import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import {
   StapleServiceClient,
   type GetStapleResponse,
+  type ListCertificatesRequest,
   type ListCertificatesResponse,
   type RegisterCertificateResponse,
   type UnregisterCertificateResponse,
@@ -28,7 +28,9 @@ export async function waitFor<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  throw new Error(
+    `timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+  );
 }
 
 /** The value of one series of a counter or gauge, 0 when absent. */
@@ -50,18 +52,22 @@ export async function metricValue(
 /** Promise-returning StapleService calls over plain text (tests run insecure-dev). */
 export function stapleClient(port: number) {
   const client = new StapleServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call =
-    <Req, Res>(
-      method: (request: Req, callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown,
-    ) =>
-    (request: Req) =>
-      promisify<Req, Res>(method.bind(client) as never)(request);
+  const unary = <Res>(
+    invoke: (callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown,
+  ) =>
+    new Promise<Res>((resolve, reject) => {
+      invoke((error, response) => (error ? reject(error) : resolve(response)));
+    });
   return {
     client,
-    register: call<{ chainPem: string }, RegisterCertificateResponse>(client.registerCertificate),
-    unregister: call<{ id: string }, UnregisterCertificateResponse>(client.unregisterCertificate),
-    list: call<object, ListCertificatesResponse>(client.listCertificates),
-    get: call<{ id?: string; fingerprintSha256?: Buffer }, GetStapleResponse>(client.getStaple),
+    register: (request: { chainPem: string }) =>
+      unary<RegisterCertificateResponse>((cb) => client.registerCertificate(request, cb)),
+    unregister: (request: { id: string }) =>
+      unary<UnregisterCertificateResponse>((cb) => client.unregisterCertificate(request, cb)),
+    list: (request: ListCertificatesRequest) =>
+      unary<ListCertificatesResponse>((cb) => client.listCertificates(request, cb)),
+    get: (request: { id?: string; fingerprintSha256?: Buffer }) =>
+      unary<GetStapleResponse>((cb) => client.getStaple(request, cb)),
     /** Opens WatchStaples and collects every message. */
     watch(ids: string[] = [], heartbeatIntervalMs = 0) {
       const messages: WatchStaplesResponse[] = [];
