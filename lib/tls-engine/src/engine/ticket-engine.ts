@@ -136,6 +136,7 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
   const { ring, keys, clock, metrics, maxClockSkewMs } = resolved;
   const codec: TicketCodec = createTicketCodec({ ring, ...(resolved.aead ? { aead: resolved.aead } : {}) });
   const decide = composePolicies(resolved.policies);
+  const ticketAge = metrics?.ticketAgeSeconds.labels({ ring });
   // The engine reads keys.current() on each call; the listener only keeps the source live.
   const keepAlive = () => {};
   keys.addListener?.(keepAlive);
@@ -221,8 +222,7 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
         const knownKey = opened.keyState === undefined ? undefined : opened.keyName;
         metrics.countDecision(ring, knownKey, verdict.decision, verdict.reason);
         if (verdict.illegal) metrics.illegalDecisions.inc({ ring });
-        if (payload)
-          metrics.ticketAgeSeconds.observe({ ring }, Math.max(0, nowMs - payload.issuedAtMs) / 1000);
+        if (payload) ticketAge?.observe(Math.max(0, nowMs - payload.issuedAtMs) / 1000);
       }
       return {
         status: opened.status,

@@ -177,7 +177,7 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
     ticketHookFallback,
     countDecision(ring, keyName, decision, reason) {
       const key = keyName ? keyNameLabel(keyName) : UNKNOWN_KEY_LABEL;
-      const cacheKey = `${ring}\u0000${key}\u0000${decision}\u0000${reason}`;
+      const cacheKey = `${ring} ${key} ${decision} ${reason}`;
       let child = decisionChildren.get(cacheKey);
       if (!child) {
         child = ticketDecisions.labels({

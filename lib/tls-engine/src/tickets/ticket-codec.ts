@@ -74,6 +74,19 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
     poolOffset += AEAD_NONCE_BYTES;
   };
 
+  // The AAD depends only on the ring and the key name: built once per key, not per ticket.
+  const aadByName = new Map<string, Uint8Array>();
+  const aadFor = (nameHex: string, keyName: Uint8Array) => {
+    let aad = aadByName.get(nameHex);
+    if (!aad) {
+      // Bounded: names come from the key set (opening checks the set first), which rotation renews.
+      if (aadByName.size >= 1024) aadByName.clear();
+      aad = ticketAad(TICKET_VERSION_1, ringBytes, keyName);
+      aadByName.set(nameHex, aad);
+    }
+    return aad;
+  };
+
   const noDecrypt = (reason: TicketReason, keyName?: Uint8Array, keyState?: ScheduledKeyState) =>
     ({ status: TicketStatus.NO_DECRYPT, reason, keyName, keyState }) as OpenedTicket;
 
@@ -86,7 +99,7 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       header.set(key.name, 1);
       const nonce = header.subarray(1 + KEY_NAME_BYTES);
       nextNonce(nonce);
-      const sealed = aead.seal(aeadKey, nonce, ticketAad(TICKET_VERSION_1, ringBytes, key.name), plaintext);
+      const sealed = aead.seal(aeadKey, nonce, aadFor(key.nameHex, key.name), plaintext);
       const ticket = new Uint8Array(TICKET_HEADER_BYTES + sealed.length);
       ticket.set(header, 0);
       ticket.set(sealed, TICKET_HEADER_BYTES);
@@ -114,7 +127,7 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       const plaintext = aead.open(
         aeadKey,
         nonce,
-        ticketAad(TICKET_VERSION_1, ringBytes, keyName),
+        aadFor(nameHex, keyName),
         ticket.subarray(TICKET_HEADER_BYTES),
       );
       if (!plaintext) return noDecrypt(TicketReason.AUTH_FAILED, keyName, keyState);

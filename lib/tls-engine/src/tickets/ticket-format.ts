@@ -85,7 +85,8 @@ export function encodePlaintext(payload: TicketPayload): Uint8Array {
   const out = Buffer.allocUnsafe(
     PLAINTEXT_HEADER_BYTES + session.length + appdata.length + serverNameLength + identityLength,
   );
-  out.writeBigUInt64BE(BigInt(issuedAtMs), 0);
+  out.writeUInt32BE(Math.floor(issuedAtMs / 0x1_0000_0000), 0);
+  out.writeUInt32BE(issuedAtMs % 0x1_0000_0000, 4);
   out[8] = (serverName ? FLAG_SERVER_NAME : 0) | (identity ? FLAG_CLIENT_IDENTITY : 0);
   out.writeUInt16BE(session.length, 9);
   out.writeUInt16BE(appdata.length, 11);
@@ -106,13 +107,15 @@ export function encodePlaintext(payload: TicketPayload): Uint8Array {
 export function decodePlaintext(plaintext: Uint8Array): TicketPayload | undefined {
   if (plaintext.length < PLAINTEXT_HEADER_BYTES) return undefined;
   const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-  const issuedAt = view.getBigUint64(0);
+  // Two 32-bit halves: cheaper than a BigInt, and a high half over 2^21 is beyond MAX_SAFE_INTEGER.
+  const issuedAtHigh = view.getUint32(0);
+  const issuedAtLow = view.getUint32(4);
   const flags = view.getUint8(8);
   const sessionLength = view.getUint16(9);
   const appdataLength = view.getUint16(11);
   const serverNameLength = view.getUint8(13);
   const identityLength = view.getUint8(14);
-  if ((flags & ~KNOWN_FLAGS) !== 0 || issuedAt > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  if ((flags & ~KNOWN_FLAGS) !== 0 || issuedAtHigh > 0x1fffff) return undefined;
   if (sessionLength > ticketLimits.maxSessionBytes || appdataLength > ticketLimits.maxAppdataBytes) {
     return undefined;
   }
@@ -129,7 +132,7 @@ export function decodePlaintext(plaintext: Uint8Array): TicketPayload | undefine
   const identityBytes = take(identityLength);
   try {
     return {
-      issuedAtMs: Number(issuedAt),
+      issuedAtMs: issuedAtHigh * 0x1_0000_0000 + issuedAtLow,
       session,
       appdata,
       serverName: flags & FLAG_SERVER_NAME ? decoder.decode(serverNameBytes) : undefined,
