@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { addKekCommands } from './commands/kek-commands.js';
 import { addStapleCommands } from './commands/staple-commands.js';
 import { addSyncCommands } from './commands/sync-commands.js';
 import { addTicketKeyCommands } from './commands/ticket-key-commands.js';
@@ -29,5 +30,6 @@ export function createProgram(env: NodeJS.ProcessEnv = process.env): Command {
   addTicketKeyCommands(program, env);
   addStapleCommands(program, env);
   addSyncCommands(program, env);
+  addKekCommands(program);
   return program;
 }
