@@ -154,3 +154,11 @@ export {
   type ClientCertificateCandidate,
   type SelectedClientCertificate,
 } from './ocsp-client/client-certificate.js';
+// The runnable engine node (src/node/main.ts) as a library: config and start (issue 6).
+export {
+  compileEngineNodeConfig,
+  ConfigError,
+  type EngineNodeConfig,
+  type HostPort,
+} from './node/node-config.js';
+export { startEngineNode, type EngineNode, type NodeLogger } from './node/engine-node.js';

@@ -57,12 +57,18 @@ export class WatchStaplesProvider implements StapleSource {
   private readonly listeners = new Set<() => void>();
   private loop: WatchLoop | undefined;
   private readonly unsubscribeCache: () => void;
+  private snapshotReceived = false;
 
   constructor(private readonly options: WatchStaplesProviderOptions) {
     if (!options.nodeId) throw new Error('WatchStaplesProvider: nodeId is required');
     this.unsubscribeCache = this.cache.onChange(() => {
       for (const listener of [...this.listeners]) listener();
     });
+  }
+
+  /** True once a stream delivered its snapshot: the node then staples from its first handshake. */
+  get synced(): boolean {
+    return this.snapshotReceived;
   }
 
   lookup(certificateId: string, nowMs: number): StapleLookup {
@@ -112,6 +118,7 @@ export class WatchStaplesProvider implements StapleSource {
         if (staple) entries.push([record.id, staple]);
       }
       this.cache.replaceAll(entries);
+      this.snapshotReceived = true;
     } else if (message.updated) {
       this.cache.set(message.updated.id, cachedStapleOf(message.updated));
     } else if (message.removedId) {
