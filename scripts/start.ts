@@ -1,33 +1,61 @@
 /**
  * `npm start`: the whole keyfleet stack on loopback, for trying it out and for
- * development. Uses REDIS_URL when set; otherwise starts a `redis-server` child
- * with its files under .keyfleet/. Every part runs as a child process with its
+ * development:
+ *
+ *   redis        REDIS_URL, or a `redis-server` child (files under .keyfleet/)
+ *   ticket-keys  gRPC 127.0.0.1:50051 (ring `default` is created at start)
+ *   ocsp-fetch   gRPC 127.0.0.1:50052
+ *   a throwaway CA (openssl CLI) with `openssl ocsp` as its responder; its
+ *   leaf certificate is registered with ocsp-fetch automatically
+ *   node-a/b     two engine nodes on 127.0.0.1:8443 and :8444 serving ring
+ *                `default` with the shared keys and the fetched staple
+ *
+ * Development mode: plain-text gRPC and every caller is admin. Every address is
+ * overridable (KEYFLEET_DEV_*). Each part runs as a child process with its
  * output prefixed; Ctrl-C (or SIGTERM) stops them all and waits for them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { RegisterCertificateRequest, StapleServiceClient } from '@keyfleet/proto';
 import { startEmbeddedRedis, type EmbeddedRedis } from '@keyfleet/service-kit';
+import { createTestPki, startOcspResponder, type OcspResponder, type TestPki } from '@keyfleet/test-support';
 
 const root = path.resolve(import.meta.dirname, '..');
-const stateDir = path.join(root, '.keyfleet');
+const env = process.env;
+const stateDir = path.resolve(env.KEYFLEET_STATE_DIR ?? path.join(root, '.keyfleet'));
+const setting = (name: string, fallback: string) => env[`KEYFLEET_DEV_${name}`] ?? fallback;
+
+const addresses = {
+  redisPort: Number(setting('REDIS_PORT', '6380')),
+  ticketKeys: setting('TICKET_KEYS', '127.0.0.1:50051'),
+  ticketKeysMetrics: setting('TICKET_KEYS_METRICS', '127.0.0.1:9101'),
+  ocspFetch: setting('OCSP_FETCH', '127.0.0.1:50052'),
+  ocspFetchMetrics: setting('OCSP_FETCH_METRICS', '127.0.0.1:9102'),
+  ocspResponderPort: Number(setting('OCSP_RESPONDER_PORT', '8888')),
+  nodeA: setting('NODE_A', '127.0.0.1:8443'),
+  nodeAMetrics: setting('NODE_A_METRICS', '127.0.0.1:9201'),
+  nodeB: setting('NODE_B', '127.0.0.1:8444'),
+  nodeBMetrics: setting('NODE_B_METRICS', '127.0.0.1:9202'),
+};
 
 interface Part {
   name: string;
   entry: string;
   env: Record<string, string>;
-  /** What to print once it runs. */
-  listens: string;
+  /** host:port it serves on; start waits until it accepts connections. */
+  address: string;
+  describe: string;
 }
-
-const env = process.env;
-const redisPort = Number(env.KEYFLEET_REDIS_PORT ?? 6380);
-const ticketKeysAddress = env.TICKET_KEYS_ADDRESS ?? '127.0.0.1:50051';
-const ocspFetchAddress = env.OCSP_FETCH_ADDRESS ?? '127.0.0.1:50052';
 
 const children: ChildProcess[] = [];
 let redis: EmbeddedRedis | undefined;
+let pki: TestPki | undefined;
+let responder: OcspResponder | undefined;
 let stopping = false;
 
 function prefixOutput(name: string, stream: NodeJS.ReadableStream | null) {
@@ -35,10 +63,39 @@ function prefixOutput(name: string, stream: NodeJS.ReadableStream | null) {
   readline.createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
 }
 
-function launch(part: Part, redisUrl: string) {
+function splitAddress(address: string): { host: string; port: number } {
+  const index = address.lastIndexOf(':');
+  return { host: address.slice(0, index).replace(/^\[|\]$/g, ''), port: Number(address.slice(index + 1)) };
+}
+
+async function waitForPort(address: string, what: string, timeoutMs = 30_000): Promise<void> {
+  const { host, port } = splitAddress(address);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, host, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (stopping) throw new Error('stopping');
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on ${address} within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+function launch(part: Part, redisUrl: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, part.entry)], {
     cwd: root,
-    env: { ...env, REDIS_URL: redisUrl, KEYFLEET_INSECURE_DEV: 'true', ...part.env },
+    env: {
+      ...env,
+      REDIS_URL: redisUrl,
+      KEYFLEET_INSECURE_DEV: 'true',
+      KEYFLEET_STATE_DIR: stateDir,
+      ...part.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   prefixOutput(part.name, child.stdout);
@@ -50,27 +107,29 @@ function launch(part: Part, redisUrl: string) {
     }
   });
   children.push(child);
-  console.log(`  ${part.name.padEnd(12)} ${part.listens}`);
+  return child;
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
 
 async function shutdown(exitCode: number) {
   if (stopping) return;
   stopping = true;
   console.log('\nstopping…');
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-          child.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  // Nodes first, then the services they watch, then what the services use.
+  for (const child of [...children].reverse()) await stopChild(child);
+  await responder?.stop();
+  pki?.remove();
   await redis?.stop();
   console.log('stopped');
   process.exit(exitCode);
@@ -79,45 +138,121 @@ async function shutdown(exitCode: number) {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
+async function registerCertificate(address: string, chainPem: string): Promise<string> {
+  const client = new StapleServiceClient(address, grpc.credentials.createInsecure());
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<string>((resolve, reject) =>
+          client.registerCertificate(
+            RegisterCertificateRequest.fromPartial({ chainPem }),
+            (error, response) => (error ? reject(error) : resolve(response.certificate?.id ?? '')),
+          ),
+        );
+      } catch (error) {
+        if (attempt >= 20 || stopping) throw error;
+        await sleep(250);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
 async function main() {
   mkdirSync(stateDir, { recursive: true });
-  let redisUrl = env.REDIS_URL;
   console.log('keyfleet local stack (development mode: plain-text gRPC, every caller is admin)');
+  let redisUrl = env.REDIS_URL;
   if (!redisUrl) {
-    redis = await startEmbeddedRedis(path.join(stateDir, 'redis'), redisPort);
+    redis = await startEmbeddedRedis(path.join(stateDir, 'redis'), addresses.redisPort);
     redisUrl = redis.url;
     console.log(`  ${'redis'.padEnd(12)} ${redisUrl} (embedded; set REDIS_URL to use your own)`);
   } else {
     console.log(`  ${'redis'.padEnd(12)} ${redisUrl} (REDIS_URL)`);
   }
 
-  const parts: Part[] = [
+  const allServices: Part[] = [
     {
       name: 'ticket-keys',
       entry: 'services/ticket-keys/src/main.ts',
       env: {
-        KEYFLEET_GRPC_ADDRESS: ticketKeysAddress,
-        KEYFLEET_METRICS_ADDRESS: env.TICKET_KEYS_METRICS ?? '127.0.0.1:9101',
+        KEYFLEET_GRPC_ADDRESS: addresses.ticketKeys,
+        KEYFLEET_METRICS_ADDRESS: addresses.ticketKeysMetrics,
+        KEYFLEET_BOOTSTRAP_RINGS: 'default',
       },
-      listens: `gRPC ${ticketKeysAddress}, metrics http://${env.TICKET_KEYS_METRICS ?? '127.0.0.1:9101'}/metrics`,
+      address: addresses.ticketKeys,
+      describe: `gRPC ${addresses.ticketKeys}, metrics http://${addresses.ticketKeysMetrics}/metrics`,
     },
     {
       name: 'ocsp-fetch',
       entry: 'services/ocsp-fetch/src/main.ts',
       env: {
-        KEYFLEET_GRPC_ADDRESS: ocspFetchAddress,
-        KEYFLEET_METRICS_ADDRESS: env.OCSP_FETCH_METRICS ?? '127.0.0.1:9102',
+        KEYFLEET_GRPC_ADDRESS: addresses.ocspFetch,
+        KEYFLEET_METRICS_ADDRESS: addresses.ocspFetchMetrics,
       },
-      listens: `gRPC ${ocspFetchAddress}, metrics http://${env.OCSP_FETCH_METRICS ?? '127.0.0.1:9102'}/metrics`,
+      address: addresses.ocspFetch,
+      describe: `gRPC ${addresses.ocspFetch}, metrics http://${addresses.ocspFetchMetrics}/metrics`,
     },
   ];
-  for (const part of parts) {
-    if (existsSync(path.join(root, part.entry))) launch(part, redisUrl);
+  const services = allServices.filter((part) => existsSync(path.join(root, part.entry)));
+  for (const part of services) launch(part, redisUrl);
+  for (const part of services) {
+    await waitForPort(part.address, part.name);
+    console.log(`  ${part.name.padEnd(12)} ${part.describe}`);
   }
-  console.log('Ctrl-C stops everything.');
+
+  const hasOcspFetch = services.some((part) => part.name === 'ocsp-fetch');
+  pki = createTestPki(addresses.ocspResponderPort);
+  if (hasOcspFetch) {
+    responder = await startOcspResponder(pki, { nextUpdateMinutes: 60 });
+    console.log(`  ${'ocsp'.padEnd(12)} ${responder.url} (openssl ocsp for the throwaway CA in ${pki.dir})`);
+    const id = await registerCertificate(addresses.ocspFetch, pki.leaf.chainPem());
+    console.log(`  ${'registered'.padEnd(12)} ${pki.leaf.name} certificate ${id.slice(0, 16)}…`);
+  }
+
+  const nodeEntry = 'lib/tls-engine/src/node/main.ts';
+  const nodes: Part[] = existsSync(path.join(root, nodeEntry))
+    ? (
+        [
+          ['node-a', addresses.nodeA, addresses.nodeAMetrics],
+          ['node-b', addresses.nodeB, addresses.nodeBMetrics],
+        ] as const
+      ).map(([name, address, metrics]) => ({
+        name,
+        entry: nodeEntry,
+        address,
+        describe: `https://${address} (ring default), metrics http://${metrics}/metrics`,
+        env: {
+          KEYFLEET_LISTEN: address,
+          KEYFLEET_METRICS_ADDRESS: metrics,
+          KEYFLEET_NODE_ID: name,
+          KEYFLEET_RING: 'default',
+          KEYFLEET_CERT_CHAIN: pki!.leaf.chainPath,
+          KEYFLEET_KEY: pki!.leaf.keyPath,
+          KEYFLEET_TICKET_KEYS_ADDRESS: addresses.ticketKeys,
+          KEYFLEET_OCSP_FETCH_ADDRESS: addresses.ocspFetch,
+        },
+      }))
+    : [];
+  for (const part of nodes) launch(part, redisUrl);
+  for (const part of nodes) {
+    await waitForPort(part.address, part.name);
+    console.log(`  ${part.name.padEnd(12)} ${part.describe}`);
+  }
+
+  if (nodes.length === 2) {
+    const ca = pki.root.certPath;
+    const session = path.join(stateDir, 'session.pem');
+    console.log(`
+Try it (any replica resumes the other's ticket; the staple is there from the first handshake):
+  openssl s_client -connect ${addresses.nodeA} -servername localhost -CAfile ${ca} -tls1_2 -sess_out ${session} </dev/null
+  openssl s_client -connect ${addresses.nodeB} -servername localhost -CAfile ${ca} -tls1_2 -sess_in ${session} </dev/null | grep -E '^(New|Reused)'
+  openssl s_client -connect ${addresses.nodeA} -servername localhost -CAfile ${ca} -status </dev/null | grep -A4 'OCSP Response Status'`);
+  }
+  console.log('ready. Ctrl-C stops everything.');
 }
 
 main().catch(async (error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  if (!stopping) console.error(error instanceof Error ? error.message : error);
   await shutdown(1);
 });
