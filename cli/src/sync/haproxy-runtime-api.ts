@@ -40,12 +40,7 @@ export function haproxyRuntimeApi(socketPath: string, timeoutMs = 5000): Haproxy
   return {
     command,
     async showTicketKeys(keyFile) {
-      const answer = await command(`show tls-keys ${keyFile}`);
-      const lines: string[] = [];
-      for (const line of answer.split('\n')) {
-        const match = /^\d+\.(\d+) (\S+)$/.exec(line.trim());
-        if (match) lines[Number(match[1])] = match[2]!;
-      }
+      const lines = parseShowTlsKeys(await command(`show tls-keys ${keyFile}`));
       if (lines.length === 0) throw new Error(`HAProxy lists no ticket keys for ${keyFile}`);
       return lines;
     },
@@ -58,4 +53,25 @@ export function haproxyRuntimeApi(socketPath: string, timeoutMs = 5000): Haproxy
         'an OCSP response',
       ),
   };
+}
+
+/**
+ * Parses `show tls-keys <file>`: lines `<ref>.<slot> <base64>`, oldest first
+ * (slot 1 encrypts). Anything else (comments, errors, junk) is ignored, and a
+ * listing with gaps, out-of-range slots or non-base64 keys yields nothing, so
+ * the caller pushes the whole ring rather than trusting half of it.
+ */
+export function parseShowTlsKeys(answer: string): string[] {
+  const slots = new Map<number, string>();
+  for (const line of answer.split('\n')) {
+    const match = /^\d+\.(\d+) ([A-Za-z0-9+/]+={0,2})$/.exec(line.trim());
+    if (match) slots.set(Number(match[1]), match[2]!);
+  }
+  const lines: string[] = [];
+  for (let slot = 0; slot < slots.size; slot++) {
+    const line = slots.get(slot);
+    if (line === undefined) return [];
+    lines.push(line);
+  }
+  return lines;
 }

@@ -1,0 +1,174 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CertificateRecord, KeySet, TicketKeyServiceClient, StapleServiceClient } from '@keyfleet/proto';
+import { startSyncRunner, type SyncEvent } from './sync-runner.js';
+import type { ApplyReport, SyncTarget } from './sync-target.js';
+import { hexName, testKey, testKeySet } from '../../test/key-sets.js';
+import { ticketKeyOrderAt } from './ticket-key-order.js';
+
+/** A server stream as startWatchLoop sees it: events plus cancel(). */
+class FakeStream extends EventEmitter {
+  cancel() {
+    this.emit('close');
+  }
+}
+
+function recordingTarget() {
+  const keyApplies: { epoch: number; encrypting: string | undefined }[] = [];
+  const stapleApplies: string[][] = [];
+  const report: ApplyReport = { changedFiles: ['x'], liveUpdates: [], droppedKeyNames: [] };
+  const target: SyncTarget = {
+    kind: 'test',
+    async applyKeySet(keySet: KeySet, nowMs: number) {
+      keyApplies.push({
+        epoch: keySet.epoch,
+        encrypting: ticketKeyOrderAt(keySet, nowMs).encrypting?.nameHex,
+      });
+      return report;
+    },
+    async applyStaples(certificates: readonly CertificateRecord[]) {
+      stapleApplies.push(certificates.map((record) => record.id));
+      return report;
+    },
+  };
+  return { target, keyApplies, stapleApplies };
+}
+
+async function until(what: string, probe: () => boolean) {
+  for (let i = 0; i < 200 && !probe(); i++) await sleep(10);
+  assert.ok(probe(), what);
+}
+
+test('applies each key set, re-applies by itself when the next key activates, and acks the epoch', async () => {
+  const stream = new FakeStream();
+  const acks: { ring: string; nodeId: string; epoch: number }[] = [];
+  const ticketKeys = {
+    watchKeySet: () => stream,
+    ackKeySet: (
+      request: { ring: string; nodeId: string; epoch: number },
+      callback: (error: null) => void,
+    ) => {
+      acks.push(request);
+      callback(null);
+    },
+  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const { target, keyApplies } = recordingTarget();
+  const events: SyncEvent[] = [];
+  const now = Date.now();
+  const runner = startSyncRunner({
+    target,
+    ring: 'edge',
+    ticketKeys,
+    staples: undefined,
+    certificateIds: [],
+    nodeId: 'node-1',
+    clock: Date.now,
+    log: (event) => events.push(event),
+  });
+  try {
+    // Key 2 activates 150 ms from now: nothing new arrives, the runner must notice.
+    stream.emit('data', {
+      keySet: testKeySet([testKey(1, now - 1000, now - 1000), testKey(2, now, now + 150)]),
+    });
+    await until('first apply', () => keyApplies.length >= 1);
+    assert.equal(keyApplies[0]!.encrypting, hexName(1));
+    await until('re-applied at activation', () =>
+      keyApplies.some((apply) => apply.encrypting === hexName(2)),
+    );
+    assert.deepEqual(acks[0], { ring: 'edge', nodeId: 'node-1', epoch: 2 });
+    assert.ok(events.some((event) => event.event === 'key set applied'));
+    assert.ok(!JSON.stringify(events).includes(Buffer.alloc(32, 2).toString('hex')), 'no secret in the log');
+  } finally {
+    runner.stop();
+    await runner.settled();
+  }
+});
+
+test('follows staple snapshots, updates and removals', async () => {
+  const stream = new FakeStream();
+  const staples = { watchStaples: () => stream } as unknown as Pick<StapleServiceClient, 'watchStaples'>;
+  const { target, stapleApplies } = recordingTarget();
+  const runner = startSyncRunner({
+    target,
+    ring: undefined,
+    ticketKeys: undefined,
+    staples,
+    certificateIds: [],
+    nodeId: 'node-1',
+    clock: Date.now,
+    log: () => undefined,
+  });
+  const certificate = (id: string) => ({ id, staple: undefined }) as unknown as CertificateRecord;
+  try {
+    stream.emit('data', { snapshot: { certificates: [certificate('a'), certificate('b')] } });
+    await until('snapshot applied', () => stapleApplies.length === 1);
+    stream.emit('data', { updated: certificate('c') });
+    await until('update applied', () => stapleApplies.length === 2);
+    stream.emit('data', { removedId: 'a' });
+    await until('removal applied', () => stapleApplies.length === 3);
+    stream.emit('data', { heartbeat: { serverTimeMs: 1, epoch: 0 } });
+    await runner.settled();
+    assert.deepEqual(
+      stapleApplies,
+      [
+        ['a', 'b'],
+        ['a', 'b', 'c'],
+        ['b', 'c'],
+      ],
+      'a heartbeat applies nothing',
+    );
+    // A burst is applied with the newest state: never an older one after a newer.
+    stream.emit('data', { updated: certificate('d') });
+    stream.emit('data', { removedId: 'b' });
+    await until('burst applied', () => stapleApplies.length === 5);
+    await runner.settled();
+    assert.deepEqual(stapleApplies.at(-1), ['c', 'd']);
+  } finally {
+    runner.stop();
+  }
+});
+
+test('a failing apply is logged and the next message is still applied', async () => {
+  const stream = new FakeStream();
+  let calls = 0;
+  const target: SyncTarget = {
+    kind: 'test',
+    async applyKeySet() {
+      calls++;
+      if (calls === 1) throw new Error('disk full');
+      return { changedFiles: [], liveUpdates: [], droppedKeyNames: [] };
+    },
+    async applyStaples() {
+      return { changedFiles: [], liveUpdates: [], droppedKeyNames: [] };
+    },
+  };
+  const events: SyncEvent[] = [];
+  const ticketKeys = {
+    watchKeySet: () => stream,
+    ackKeySet: (_request: unknown, callback: (error: null) => void) => callback(null),
+  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const runner = startSyncRunner({
+    target,
+    ring: 'edge',
+    ticketKeys,
+    staples: undefined,
+    certificateIds: [],
+    nodeId: 'n',
+    clock: Date.now,
+    log: (event) => events.push(event),
+  });
+  try {
+    stream.emit('data', { keySet: testKeySet([testKey(1, 0, 0)]) });
+    stream.emit('data', { keySet: testKeySet([testKey(1, 0, 0), testKey(2, 1, 1)]) });
+    await until('both tried', () => calls >= 2);
+    await runner.settled();
+    assert.deepEqual(
+      events.filter((event) => event.event === 'apply failed').map((event) => event.error),
+      ['disk full'],
+    );
+  } finally {
+    runner.stop();
+  }
+});
