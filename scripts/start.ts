@@ -21,7 +21,13 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { RegisterCertificateRequest, StapleServiceClient } from '@keyfleet/proto';
+import {
+  GetStapleRequest,
+  RegisterCertificateRequest,
+  StapleServiceClient,
+  StapleStatus,
+  stapleStatusToJSON,
+} from '@keyfleet/proto';
 import { startEmbeddedRedis, type EmbeddedRedis } from '@keyfleet/service-kit';
 import { createTestPki, startOcspResponder, type OcspResponder, type TestPki } from '@keyfleet/test-support';
 
@@ -49,6 +55,8 @@ interface Part {
   env: Record<string, string>;
   /** host:port it serves on; start waits until it accepts connections. */
   address: string;
+  /** host:port of its /healthz, when start should wait for it too. */
+  healthAddress?: string;
   describe: string;
 }
 
@@ -159,6 +167,41 @@ async function registerCertificate(address: string, chainPem: string): Promise<s
   }
 }
 
+/** Waits until the first fetch has finished, so nodes start with the staple in their snapshot. */
+async function waitForFirstStaple(address: string, id: string, timeoutMs = 20_000): Promise<string> {
+  const client = new StapleServiceClient(address, grpc.credentials.createInsecure());
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const status = await new Promise<StapleStatus>((resolve, reject) =>
+        client.getStaple(GetStapleRequest.fromPartial({ id }), (error, response) =>
+          error ? reject(error) : resolve(response.certificate?.status ?? StapleStatus.UNSPECIFIED),
+        ),
+      );
+      if (status !== StapleStatus.PENDING) return stapleStatusToJSON(status);
+      if (Date.now() > deadline || stopping) return 'still pending';
+      await sleep(100);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** A node is ready once /healthz says it holds a key set and its staple snapshot. */
+async function waitForHealthy(metricsAddress: string, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const healthy = await fetch(`http://${metricsAddress}/healthz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (healthy) return;
+    if (stopping) throw new Error('stopping');
+    if (Date.now() > deadline) throw new Error(`${what} was not healthy within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 async function main() {
   mkdirSync(stateDir, { recursive: true });
   console.log('keyfleet local stack (development mode: plain-text gRPC, every caller is admin)');
@@ -207,7 +250,10 @@ async function main() {
     responder = await startOcspResponder(pki, { nextUpdateMinutes: 60 });
     console.log(`  ${'ocsp'.padEnd(12)} ${responder.url} (openssl ocsp for the throwaway CA in ${pki.dir})`);
     const id = await registerCertificate(addresses.ocspFetch, pki.leaf.chainPem());
-    console.log(`  ${'registered'.padEnd(12)} ${pki.leaf.name} certificate ${id.slice(0, 16)}…`);
+    const status = await waitForFirstStaple(addresses.ocspFetch, id);
+    console.log(
+      `  ${'registered'.padEnd(12)} ${pki.leaf.name} certificate ${id.slice(0, 16)}…, staple ${status}`,
+    );
   }
 
   const nodeEntry = 'lib/tls-engine/src/node/main.ts';
@@ -221,6 +267,7 @@ async function main() {
         name,
         entry: nodeEntry,
         address,
+        healthAddress: metrics,
         describe: `https://${address} (ring default), metrics http://${metrics}/metrics`,
         env: {
           KEYFLEET_LISTEN: address,
@@ -237,6 +284,7 @@ async function main() {
   for (const part of nodes) launch(part, redisUrl);
   for (const part of nodes) {
     await waitForPort(part.address, part.name);
+    if (part.healthAddress) await waitForHealthy(part.healthAddress, part.name);
     console.log(`  ${part.name.padEnd(12)} ${part.describe}`);
   }
 

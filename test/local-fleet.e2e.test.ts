@@ -1,0 +1,246 @@
+// The README's start command, end to end: it brings up Redis, both services, a
+// throwaway CA with `openssl ocsp`, and two engine nodes; OpenSSL's own client
+// proves cross-node resumption, rotation, decrypt windows, revocation and
+// stapling; the keyfleet CLI drives the services as an operator would; and
+// Ctrl-C leaves no process behind.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  freePort,
+  makeTempDir,
+  runSClient,
+  sessionTicketKeyName,
+  type SClientOptions,
+  type TlsVersion,
+} from '@keyfleet/test-support';
+
+const root = path.resolve(import.meta.dirname, '..');
+const state = makeTempDir('fleet');
+let stack: ChildProcess;
+let output = '';
+let caFile = '';
+const ports: Record<string, number> = {};
+
+async function untilOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = pattern.exec(output);
+    if (match) return match;
+    if (stack.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${output}`);
+    await sleep(100);
+  }
+}
+
+function keyfleet(...args: string[]): unknown {
+  const text = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(root, 'cli/src/main.ts'),
+      '--ticket-keys',
+      `127.0.0.1:${ports.ticketKeys}`,
+      '--ocsp-fetch',
+      `127.0.0.1:${ports.ocspFetch}`,
+      '--json',
+      ...args,
+    ],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, KEYFLEET_INSECURE_DEV: 'true' } },
+  );
+  return text.trim() ? JSON.parse(text.trim().split('\n').at(-1)!) : undefined;
+}
+
+const session = (name: string) => path.join(state.path, `${name}.pem`);
+const connect = (node: 'nodeA' | 'nodeB', options: Omit<SClientOptions, 'port'>) =>
+  runSClient({ port: ports[node]!, serverName: 'localhost', caFile, ...options });
+
+/** A fresh session from node A, with the name of the key its ticket is sealed under. */
+async function freshTicket(name: string, tls: TlsVersion = '1.2') {
+  const first = await connect('nodeA', { tls, sessOut: session(name) });
+  assert.ok(first.connected, first.output);
+  const keyName = sessionTicketKeyName(session(name));
+  assert.ok(keyName, 'the session holds a ticket');
+  return keyName;
+}
+
+before(async () => {
+  for (const name of [
+    'redis',
+    'ticketKeys',
+    'ticketKeysMetrics',
+    'ocspFetch',
+    'ocspFetchMetrics',
+    'responder',
+    'nodeA',
+    'nodeAMetrics',
+    'nodeB',
+    'nodeBMetrics',
+  ]) {
+    ports[name] = await freePort();
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KEYFLEET_STATE_DIR: state.path,
+    KEYFLEET_DEV_REDIS_PORT: String(ports.redis),
+    KEYFLEET_DEV_TICKET_KEYS: `127.0.0.1:${ports.ticketKeys}`,
+    KEYFLEET_DEV_TICKET_KEYS_METRICS: `127.0.0.1:${ports.ticketKeysMetrics}`,
+    KEYFLEET_DEV_OCSP_FETCH: `127.0.0.1:${ports.ocspFetch}`,
+    KEYFLEET_DEV_OCSP_FETCH_METRICS: `127.0.0.1:${ports.ocspFetchMetrics}`,
+    KEYFLEET_DEV_OCSP_RESPONDER_PORT: String(ports.responder),
+    KEYFLEET_DEV_NODE_A: `127.0.0.1:${ports.nodeA}`,
+    KEYFLEET_DEV_NODE_A_METRICS: `127.0.0.1:${ports.nodeAMetrics}`,
+    KEYFLEET_DEV_NODE_B: `127.0.0.1:${ports.nodeB}`,
+    KEYFLEET_DEV_NODE_B_METRICS: `127.0.0.1:${ports.nodeBMetrics}`,
+  };
+  delete env.REDIS_URL;
+  stack = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/start.ts')], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await untilOutput(/^ready\. Ctrl-C stops everything\.$/m, 90_000);
+  caFile = (await untilOutput(/-CAfile (\S+)/, 1000))[1]!;
+});
+
+after(async () => {
+  if (stack && stack.exitCode === null) {
+    stack.kill('SIGKILL');
+  }
+  state.remove();
+});
+
+test('the start command prints where every part listens', () => {
+  for (const part of ['redis', 'ticket-keys', 'ocsp-fetch', 'ocsp', 'registered', 'node-a', 'node-b']) {
+    assert.match(output, new RegExp(`^  ${part} +\\S`, 'm'), part);
+  }
+  assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${ports.nodeA} `));
+  assert.match(output, new RegExp(`gRPC 127\\.0\\.0\\.1:${ports.ticketKeys}`));
+});
+
+for (const tls of ['1.2', '1.3'] as const) {
+  test(`TLS ${tls}: a ticket issued by node A resumes on node B, and on A`, async () => {
+    await freshTicket(`cross-${tls}`, tls);
+    const onB = await connect('nodeB', { tls, sessIn: session(`cross-${tls}`) });
+    assert.ok(onB.reused, onB.output);
+    const onA = await connect('nodeA', { tls, sessIn: session(`cross-${tls}`) });
+    assert.ok(onA.reused, onA.output);
+  });
+}
+
+test('both nodes staple a good OCSP response from their first handshake', async () => {
+  for (const node of ['nodeA', 'nodeB'] as const) {
+    const result = await connect(node, { status: true });
+    assert.ok(result.stapled, `${node}: ${result.output}`);
+    assert.equal(result.stapleCertStatus, 'good');
+  }
+});
+
+test('through a rotation an old ticket resumes on both nodes and is renewed; after its decrypt window it does not', async () => {
+  keyfleet(
+    'ring',
+    'put',
+    'default',
+    '--rotation-interval-ms',
+    '3600000',
+    '--propagation-ms',
+    '300',
+    '--decrypt-window-ms',
+    '4000',
+  );
+  await sleep(500);
+  const oldKey = await freshTicket('before-rotation');
+  keyfleet('rotate', 'default', '--reason', 'fleet test');
+  await sleep(1000); // propagation (300 ms) with a margin for the fan-out
+  for (const node of ['nodeA', 'nodeB'] as const) {
+    const resumed = await connect(node, { tls: '1.2', sessIn: session('before-rotation') });
+    assert.ok(resumed.reused, `${node}: ${resumed.output}`);
+    assert.ok(resumed.printedTicketKeyName, `${node} issued a new ticket`);
+    assert.notEqual(resumed.printedTicketKeyName, oldKey, `${node} renewed under the new key`);
+  }
+  await sleep(4500); // past retiresAt + decryptWindowMs of the old key
+  for (const node of ['nodeA', 'nodeB'] as const) {
+    const expired = await connect(node, { tls: '1.2', sessIn: session('before-rotation') });
+    assert.ok(expired.connected, expired.output);
+    assert.equal(expired.reused, false, `${node} must not resume after the decrypt window`);
+  }
+});
+
+test('after RevokeKey a ticket no longer resumes on either node within one second', async () => {
+  const keyName = await freshTicket('before-revoke');
+  const stillGood = await connect('nodeB', { tls: '1.2', sessIn: session('before-revoke') });
+  assert.ok(stillGood.reused, stillGood.output);
+  keyfleet('revoke', 'default', keyName, '--reason', 'fleet test');
+  await sleep(1000);
+  for (const node of ['nodeA', 'nodeB'] as const) {
+    const result = await connect(node, { tls: '1.2', sessIn: session('before-revoke') });
+    assert.ok(result.connected, result.output);
+    assert.equal(result.reused, false, `${node} still resumed a revoked key's ticket`);
+  }
+});
+
+test('after the leaf is revoked at the responder and its staple refreshed, both nodes staple the revoked response', async () => {
+  const pkiDir = path.dirname(caFile);
+  execFileSync(
+    'openssl',
+    ['ca', '-config', path.join(pkiDir, 'openssl.cnf'), '-revoke', path.join(pkiDir, 'leaf.pem')],
+    { stdio: 'ignore' },
+  );
+  // openssl ocsp rereads its index one request late: spend that request.
+  execFileSync(
+    'openssl',
+    [
+      'ocsp',
+      '-issuer',
+      path.join(pkiDir, 'intermediate.pem'),
+      '-cert',
+      path.join(pkiDir, 'leaf.pem'),
+      '-url',
+      `http://127.0.0.1:${ports.responder}`,
+      '-noverify',
+    ],
+    { stdio: 'ignore' },
+  );
+  const listed = keyfleet('staple', 'list') as { certificates?: { id: string }[] } | { id: string }[];
+  const records = Array.isArray(listed) ? listed : (listed.certificates ?? []);
+  assert.equal(records.length, 1, JSON.stringify(listed));
+  // Re-registering is how an operator forces a fetch now rather than at the next refresh.
+  keyfleet('staple', 'unregister', records[0]!.id);
+  keyfleet('staple', 'register', path.join(pkiDir, 'leaf.chain.pem'));
+  for (const node of ['nodeA', 'nodeB'] as const) {
+    const deadline = Date.now() + 20_000;
+    let status: string | undefined;
+    while (Date.now() < deadline) {
+      status = (await connect(node, { status: true })).stapleCertStatus;
+      if (status === 'revoked') break;
+      await sleep(250);
+    }
+    assert.equal(status, 'revoked', node);
+  }
+});
+
+test('Ctrl-C stops every child process', async () => {
+  const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
+  stack.kill('SIGINT');
+  assert.equal(await exited, 0);
+  for (const [name, port] of Object.entries(ports)) {
+    const listening = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim();
+    assert.equal(listening, '', `${name} (port ${port}) still listens`);
+  }
+  // pgrep exits 1 when nothing matches (it never matches itself). A process
+  // may still be finishing its exit: give it two seconds, not more.
+  const leftovers = () => spawnSync('pgrep', ['-f', state.path], { encoding: 'utf8' }).stdout.trim();
+  const deadline = Date.now() + 2000;
+  while (leftovers() !== '' && Date.now() < deadline) await sleep(100);
+  const pids = leftovers();
+  const described = pids
+    ? spawnSync('ps', ['-o', 'pid,ppid,stat,args', '-p', pids.split('\n').join(',')], { encoding: 'utf8' })
+        .stdout
+    : '';
+  assert.equal(pids, '', `a process that used the state directory is still running:\n${described}`);
+});
