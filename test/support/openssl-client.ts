@@ -139,6 +139,8 @@ export interface STimeResult {
   readonly connections: number;
   readonly realSeconds: number;
   readonly connectionsPerSecond: number;
+  /** Connections s_time marked as resumed ('r' in its progress line); with -reuse, all but the first. */
+  readonly reusedConnections: number;
   readonly output: string;
 }
 
@@ -165,5 +167,16 @@ export async function runSTime(options: STimeOptions): Promise<STimeResult> {
   if (!last) throw new Error(`openssl s_time printed no rate:\n${output}`);
   const connections = Number(last[1]);
   const realSeconds = Number(last[2]);
-  return { connections, realSeconds, connectionsPerSecond: connections / Math.max(realSeconds, 1), output };
+  const progress = output.split('\n').filter((line) => /^[r*.]+$/.test(line.trim()));
+  const reusedConnections = progress
+    .join('')
+    .split('')
+    .filter((char) => char === 'r').length;
+  return {
+    connections,
+    realSeconds,
+    connectionsPerSecond: connections / Math.max(realSeconds, 1),
+    reusedConnections,
+    output,
+  };
 }
