@@ -10,16 +10,7 @@ import {
   staticKeyRingSource,
   type TicketEngine,
 } from '@keyfleet/tls-engine';
-
-/** One printed figure (the shape bench/run.ts prints as a JSON line). */
-export interface BenchFigure {
-  bench: string;
-  metric: string;
-  value: number;
-  unit: string;
-  baseline: number | null;
-  ratio: number | null;
-}
+import { figure as benchFigure, type BenchFigure } from './bench-figure.js';
 
 const session = randomBytes(256);
 const appdata = randomBytes(64);
@@ -100,14 +91,8 @@ export default async function run(): Promise<BenchFigure[]> {
     gcmSeal,
     gcmOpen,
   });
-  const figure = (metric: string, value: number, baseline: number): BenchFigure => ({
-    bench: 'codec',
-    metric,
-    value: Math.round(value),
-    unit: 'ops/s',
-    baseline: Math.round(baseline),
-    ratio: Number((value / baseline).toFixed(3)),
-  });
+  const figure = (metric: string, value: number, baseline: number): BenchFigure =>
+    benchFigure('codec', metric, Math.round(value), 'ops/s', Math.round(baseline));
   return [
     figure('generate (256 B session + 64 B appdata) vs AES-256-GCM seal', rates.generate!, rates.gcmSeal!),
     figure('decrypt+decide vs AES-256-GCM open', rates.decrypt!, rates.gcmOpen!),

@@ -8,17 +8,8 @@ import { service as healthService } from 'grpc-health-check';
 import { Registry } from 'prom-client';
 import { KeySet, TicketServiceClient, TicketDecision } from '@keyfleet/proto';
 import { createLogger, insecureDevSecurity, startServiceServer } from '@keyfleet/service-kit';
+import { figure as benchFigure, percentile, type BenchFigure } from './bench-figure.js';
 import { createTicketServiceBinding } from '../services/ticket-keys/src/keyless/ticket-service-binding.js';
-
-/** One printed figure (the shape bench/run.ts prints as a JSON line). */
-export interface BenchFigure {
-  bench: string;
-  metric: string;
-  value: number;
-  unit: string;
-  baseline: number | null;
-  ratio: number | null;
-}
 
 const CONCURRENCY = 64;
 const durationMs = Number(process.env.BENCH_KEYLESS_MS ?? 5000);
@@ -39,11 +30,8 @@ async function load(call: () => Promise<void>): Promise<{ latencies: number[]; c
   setTimeout(() => (measuredStart = performance.now()), 500);
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const seconds = (performance.now() - measuredStart) / 1000;
-  return { latencies: latencies.sort((a, b) => a - b), callsPerSecond: latencies.length / seconds };
+  return { latencies, callsPerSecond: latencies.length / seconds };
 }
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 export default async function run(): Promise<BenchFigure[]> {
   const ring = 'bench';
@@ -98,14 +86,8 @@ export default async function run(): Promise<BenchFigure[]> {
       );
     const baseline = await load(check);
     const keyless = await load(open);
-    const figure = (metric: string, value: number, unit: string, base: number): BenchFigure => ({
-      bench: 'keyless',
-      metric,
-      value: Number(value.toFixed(3)),
-      unit,
-      baseline: Number(base.toFixed(3)),
-      ratio: Number((value / base).toFixed(3)),
-    });
+    const figure = (metric: string, value: number, unit: string, base: number): BenchFigure =>
+      benchFigure('keyless', metric, value, unit, base);
     return [
       figure(
         `OpenTicket calls/s at ${CONCURRENCY} in flight (baseline: health Check)`,
@@ -115,15 +97,15 @@ export default async function run(): Promise<BenchFigure[]> {
       ),
       figure(
         'OpenTicket latency p50',
-        percentile(keyless.latencies, 0.5),
+        percentile(keyless.latencies, 50),
         'ms',
-        percentile(baseline.latencies, 0.5),
+        percentile(baseline.latencies, 50),
       ),
       figure(
         'OpenTicket latency p99',
-        percentile(keyless.latencies, 0.99),
+        percentile(keyless.latencies, 99),
         'ms',
-        percentile(baseline.latencies, 0.99),
+        percentile(baseline.latencies, 99),
       ),
     ];
   } finally {
