@@ -105,8 +105,13 @@ export default async function run(): Promise<BenchFigure[]> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const refreshSeconds = refreshTimer() / 1000;
+    const results = JSON.stringify(
+      (await registry.getSingleMetric('keyfleet_ocsp_fetches_total')?.get())?.values,
+    );
     await service.stop();
-    if (staples < certificateCount) throw new Error(`only ${staples} of ${certificateCount} staples stored`);
+    if (staples < certificateCount) {
+      throw new Error(`only ${staples} of ${certificateCount} staples stored; fetches: ${results}`);
+    }
     const refreshPerSecond = certificateCount / refreshSeconds;
 
     return [

@@ -47,10 +47,16 @@ describe('nextRefreshAtMs', () => {
       now + 30_000,
     ],
     [
-      'a response produced long ago: the margin before nextUpdate wins',
+      'an old response served again: wait a quarter of what is left, not 30 s',
       { thisUpdateMs: now - 100 * hour, nextUpdateMs: now + 2 * hour },
       0.5,
-      now + 30_000,
+      now + 30 * minute,
+    ],
+    [
+      'a 7-day response served again a day before expiry: a fiftieth of the window',
+      { thisUpdateMs: now - 144 * hour, nextUpdateMs: now + 24 * hour },
+      0.5,
+      now + 3.36 * hour,
     ],
   ];
   for (const [name, window, random, expected] of cases) {

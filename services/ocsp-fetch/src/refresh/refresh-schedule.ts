@@ -17,8 +17,8 @@ export interface RefreshPolicy {
  * The next fetch after a validated response: about `refreshAtFraction` into
  * the validity window with jitter, never later than a safety margin before
  * nextUpdate (so a failing responder leaves time for retries before the
- * staple expires), never sooner than `minRefreshDelayMs` from now. `random`
- * is in [0, 1).
+ * staple expires), never sooner than `minRefreshDelayMs` (or a fiftieth of the
+ * window, when that leaves time) from now. `random` is in [0, 1).
  */
 export function nextRefreshAtMs(
   policy: RefreshPolicy,
@@ -30,7 +30,14 @@ export function nextRefreshAtMs(
   const jitterMs = (random * 2 - 1) * policy.jitterFraction * validityMs;
   const targetMs = window.thisUpdateMs + policy.refreshAtFraction * validityMs + jitterMs;
   const latestMs = window.nextUpdateMs - Math.min(policy.safetyMarginMs, validityMs / 4);
-  return Math.round(Math.max(nowMs + policy.minRefreshDelayMs, Math.min(targetMs, latestMs)));
+  // A responder that serves pre-signed responses may hand back one already
+  // past its refresh point until it signs the next: wait a fiftieth of the
+  // window before asking again, but never more than a quarter of what is left.
+  const floorMs = Math.max(
+    policy.minRefreshDelayMs,
+    Math.min(validityMs / 50, (window.nextUpdateMs - nowMs) / 4),
+  );
+  return Math.round(Math.max(nowMs + floorMs, Math.min(targetMs, latestMs)));
 }
 
 /**
