@@ -51,7 +51,7 @@ export class StapleHub {
     });
     subscriber.on('ready', () => {
       // ioredis resubscribes by itself; what was published meanwhile is lost.
-      if (this.#ready) this.#enqueue(() => this.#reload());
+      if (this.#ready) this.#enqueue(() => this.#reloadUntilDone());
     });
     await subscriber.subscribe(changesChannel);
     await this.#reload();
@@ -62,6 +62,7 @@ export class StapleHub {
   }
 
   stop(): void {
+    this.#ready = false;
     clearInterval(this.#sweep);
     this.#listeners.clear();
   }
@@ -106,6 +107,19 @@ export class StapleHub {
     const certificate = await this.#options.store.get(id);
     if (certificate) this.#update(certificate);
     else this.#remove(id);
+  }
+
+  /** After a reconnect the command connection may come back later than the subscriber: retry. */
+  async #reloadUntilDone(): Promise<void> {
+    for (let attempt = 0; this.#ready; attempt++) {
+      try {
+        await this.#reload();
+        this.#options.logger.info({ certificates: this.#cache.size }, 'staple hub reloaded after reconnect');
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
   }
 
   async #reload(): Promise<void> {
