@@ -142,3 +142,20 @@ test('compileAttachOptions: defaults, the ring context, and start-up errors', ()
   assert.throws(() => compileAttachOptions({ ticketHook: 'maybe' as 'auto' }), /ticketHook/);
   assert.throws(() => compileAttachOptions({ staticRefreshMs: 0 }), /staticRefreshMs/);
 });
+
+test('open: the validity window is honest: the same answer holds anywhere inside it', () => {
+  const names = [k1.name, k2.name, k3.name, new Uint8Array(16).fill(9), new Uint8Array(16).fill(7)];
+  for (let t = -minute; t < 45 * minute; t += 37_000) {
+    for (const name of names) {
+      const answer = responder.open(schedule, name, t);
+      assert.ok(answer.validFromMs <= t && t < answer.validUntilMs, `window excludes ${t}`);
+      const from = Math.max(answer.validFromMs, -2 * minute);
+      const until = Math.min(answer.validUntilMs, 60 * minute);
+      for (const probe of [from, (from + until) / 2, until - 1]) {
+        const other = responder.open(schedule, name, probe);
+        assert.equal(other.result, answer.result, `at ${probe} vs ${t}`);
+        assert.equal(other.reason, answer.reason);
+      }
+    }
+  }
+});

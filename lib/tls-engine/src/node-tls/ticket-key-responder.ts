@@ -23,6 +23,13 @@ export interface OpenAnswer {
   readonly reason: TicketReason;
   /** The key's name when the set knows it (revoked included); undefined for names never seen. */
   readonly keyName: Uint8Array | undefined;
+  /**
+   * The answer holds for every `nowMs` in [validFromMs, validUntilMs) with the
+   * same schedule (a key's state changes only at its activation, retirement
+   * and expiry), so a caller may reuse it within that window.
+   */
+  readonly validFromMs: number;
+  readonly validUntilMs: number;
 }
 
 export interface SealAnswer {
@@ -74,13 +81,19 @@ export class TicketKeyResponder {
   /** Whether and how to open a ticket whose key name is `name`. */
   open(schedule: KeySchedule | undefined, name: Uint8Array, nowMs: number): OpenAnswer {
     const nameHex = keyNameHex(name);
-    const notFound = (reason: TicketReason, keyName: Uint8Array | undefined): OpenAnswer => ({
+    const notFound = (
+      reason: TicketReason,
+      keyName: Uint8Array | undefined,
+      validFromMs = -Infinity,
+    ): OpenAnswer => ({
       result: TicketKeyResult.NOT_FOUND,
       hmacKey: zero16,
       aesKey: zero16,
       decision: TicketDecision.IGNORE_RENEW,
       reason,
       keyName,
+      validFromMs,
+      validUntilMs: Infinity,
     });
     if (!schedule) return notFound(TicketReason.UNKNOWN_KEY, undefined);
     if (schedule.isRevoked(nameHex)) return notFound(TicketReason.KEY_REVOKED, name);
@@ -88,7 +101,7 @@ export class TicketKeyResponder {
     if (!key || key.secret.length === 0) return notFound(TicketReason.UNKNOWN_KEY, undefined);
     switch (schedule.stateOf(key, nowMs)) {
       case 'gone':
-        return notFound(TicketReason.KEY_EXPIRED, key.name);
+        return notFound(TicketReason.KEY_EXPIRED, key.name, key.expiresAtMs);
       case 'decrypt-only':
         return {
           result: TicketKeyResult.USE_RENEW,
@@ -96,14 +109,28 @@ export class TicketKeyResponder {
           decision: TicketDecision.USE_RENEW,
           reason: TicketReason.KEY_RETIRED,
           keyName: key.name,
+          validFromMs: key.retiresAtMs,
+          validUntilMs: key.expiresAtMs,
         };
-      default:
+      case 'pending':
         return {
           result: TicketKeyResult.USE,
           ...this.keysOf(key),
           decision: TicketDecision.USE,
           reason: TicketReason.OK,
           keyName: key.name,
+          validFromMs: -Infinity,
+          validUntilMs: key.retiresAtMs,
+        };
+      case 'active':
+        return {
+          result: TicketKeyResult.USE,
+          ...this.keysOf(key),
+          decision: TicketDecision.USE,
+          reason: TicketReason.OK,
+          keyName: key.name,
+          validFromMs: key.activatesAtMs,
+          validUntilMs: key.retiresAtMs,
         };
     }
   }
