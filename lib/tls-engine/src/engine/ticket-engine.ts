@@ -219,7 +219,7 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
       }
       if (metrics) {
         // Only names the set holds become labels (see countDecision).
-        const knownKey = opened.keyState === undefined ? undefined : opened.keyName;
+        const knownKey = opened.keyState === undefined ? undefined : opened.keyNameHex;
         metrics.countDecision(ring, knownKey, verdict.decision, verdict.reason);
         if (verdict.illegal) metrics.illegalDecisions.inc({ ring });
         if (payload) ticketAge?.observe(Math.max(0, nowMs - payload.issuedAtMs) / 1000);

@@ -28,10 +28,11 @@ export interface EngineMetrics {
    * Counts one decision; label children are cached so the hot path does no
    * label hashing. Pass `keyName` only for a key the set holds (else the
    * label is "unknown"), so hostile tickets cannot grow the series count.
+   * `keyName` may be the name's lower-case hex, which saves hex-encoding it again.
    */
   countDecision(
     ring: string,
-    keyName: Uint8Array | undefined,
+    keyName: Uint8Array | string | undefined,
     decision: TicketDecision,
     reason: TicketReason,
   ): void;
@@ -176,7 +177,12 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
     staplesServed,
     ticketHookFallback,
     countDecision(ring, keyName, decision, reason) {
-      const key = keyName ? keyNameLabel(keyName) : UNKNOWN_KEY_LABEL;
+      const key =
+        keyName === undefined
+          ? UNKNOWN_KEY_LABEL
+          : typeof keyName === 'string'
+            ? keyName.slice(0, 16)
+            : keyNameLabel(keyName);
       const cacheKey = `${ring} ${key} ${decision} ${reason}`;
       let child = decisionChildren.get(cacheKey);
       if (!child) {

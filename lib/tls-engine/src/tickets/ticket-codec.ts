@@ -28,6 +28,8 @@ export interface OpenedTicket {
   readonly reason: TicketReason;
   /** The key name the ticket carries, when it was long enough to carry one. */
   readonly keyName?: Uint8Array;
+  /** keyName in lower-case hex (computed once for the lookup; reused for metric labels). */
+  readonly keyNameHex?: string;
   /** The key's state at the time of opening, when the key is in the set. */
   readonly keyState?: ScheduledKeyState;
   readonly payload?: TicketPayload;
@@ -87,8 +89,12 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
     return aad;
   };
 
-  const noDecrypt = (reason: TicketReason, keyName?: Uint8Array, keyState?: ScheduledKeyState) =>
-    ({ status: TicketStatus.NO_DECRYPT, reason, keyName, keyState }) as OpenedTicket;
+  const noDecrypt = (
+    reason: TicketReason,
+    keyName?: Uint8Array,
+    keyNameHex?: string,
+    keyState?: ScheduledKeyState,
+  ): OpenedTicket => ({ status: TicketStatus.NO_DECRYPT, reason, keyName, keyNameHex, keyState });
 
   return {
     ring: options.ring,
@@ -117,12 +123,12 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       const key = keys?.schedule.find(nameHex);
       if (!keys || !key) {
         const revoked = keys?.schedule.isRevoked(nameHex) ?? false;
-        return noDecrypt(revoked ? TicketReason.KEY_REVOKED : TicketReason.UNKNOWN_KEY, keyName);
+        return noDecrypt(revoked ? TicketReason.KEY_REVOKED : TicketReason.UNKNOWN_KEY, keyName, nameHex);
       }
       const keyState = keys.schedule.stateOf(key, nowMs);
-      if (keyState === 'gone') return noDecrypt(TicketReason.KEY_EXPIRED, keyName, keyState);
+      if (keyState === 'gone') return noDecrypt(TicketReason.KEY_EXPIRED, keyName, nameHex, keyState);
       const aeadKey = keys.aeadKey(nameHex);
-      if (!aeadKey) return noDecrypt(TicketReason.UNKNOWN_KEY, keyName, keyState);
+      if (!aeadKey) return noDecrypt(TicketReason.UNKNOWN_KEY, keyName, nameHex, keyState);
       const nonce = ticket.subarray(1 + KEY_NAME_BYTES, TICKET_HEADER_BYTES);
       const plaintext = aead.open(
         aeadKey,
@@ -130,12 +136,26 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
         aadFor(nameHex, keyName),
         ticket.subarray(TICKET_HEADER_BYTES),
       );
-      if (!plaintext) return noDecrypt(TicketReason.AUTH_FAILED, keyName, keyState);
+      if (!plaintext) return noDecrypt(TicketReason.AUTH_FAILED, keyName, nameHex, keyState);
       const payload = decodePlaintext(plaintext);
-      if (!payload) return noDecrypt(TicketReason.MALFORMED, keyName, keyState);
+      if (!payload) return noDecrypt(TicketReason.MALFORMED, keyName, nameHex, keyState);
       return keyState === 'decrypt-only'
-        ? { status: TicketStatus.SUCCESS_RENEW, reason: TicketReason.KEY_RETIRED, keyName, keyState, payload }
-        : { status: TicketStatus.SUCCESS, reason: TicketReason.OK, keyName, keyState, payload };
+        ? {
+            status: TicketStatus.SUCCESS_RENEW,
+            reason: TicketReason.KEY_RETIRED,
+            keyName,
+            keyNameHex: nameHex,
+            keyState,
+            payload,
+          }
+        : {
+            status: TicketStatus.SUCCESS,
+            reason: TicketReason.OK,
+            keyName,
+            keyNameHex: nameHex,
+            keyState,
+            payload,
+          };
     },
   };
 }

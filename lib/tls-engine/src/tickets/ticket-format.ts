@@ -124,19 +124,20 @@ export function decodePlaintext(plaintext: Uint8Array): TicketPayload | undefine
   if (!(flags & FLAG_CLIENT_IDENTITY) && identityLength !== 0) return undefined;
   const total = PLAINTEXT_HEADER_BYTES + sessionLength + appdataLength + serverNameLength + identityLength;
   if (total !== plaintext.length) return undefined;
-  let at = PLAINTEXT_HEADER_BYTES;
-  const take = (length: number) => plaintext.subarray(at, (at += length));
-  const session = take(sessionLength);
-  const appdata = take(appdataLength);
-  const serverNameBytes = take(serverNameLength);
-  const identityBytes = take(identityLength);
+  const sessionEnd = PLAINTEXT_HEADER_BYTES + sessionLength;
+  const appdataEnd = sessionEnd + appdataLength;
+  const serverNameEnd = appdataEnd + serverNameLength;
+  const session = plaintext.subarray(PLAINTEXT_HEADER_BYTES, sessionEnd);
+  const appdata = plaintext.subarray(sessionEnd, appdataEnd);
   try {
     return {
       issuedAtMs: issuedAtHigh * 0x1_0000_0000 + issuedAtLow,
       session,
       appdata,
-      serverName: flags & FLAG_SERVER_NAME ? decoder.decode(serverNameBytes) : undefined,
-      clientIdentity: flags & FLAG_CLIENT_IDENTITY ? decoder.decode(identityBytes) : undefined,
+      serverName:
+        flags & FLAG_SERVER_NAME ? decoder.decode(plaintext.subarray(appdataEnd, serverNameEnd)) : undefined,
+      clientIdentity:
+        flags & FLAG_CLIENT_IDENTITY ? decoder.decode(plaintext.subarray(serverNameEnd, total)) : undefined,
     };
   } catch {
     return undefined; // not UTF-8
