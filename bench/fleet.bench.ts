@@ -65,6 +65,8 @@ export interface FleetRunResult {
   readonly sealFailures: number;
   /** Rotations whose epoch did not reach every node (a node may skip an epoch it was never sent). */
   readonly epochsMissedByANode: number;
+  /** Time for the warm-up rotation through replica 0, then replica 1, to reach every node. */
+  readonly warmUpFanOutMs: readonly number[];
   /** Delay from a Rotate call to the last node holding the new epoch, p50 / max. */
   readonly fanOutP50Ms: number;
   readonly fanOutMaxMs: number;
@@ -183,6 +185,26 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       await sleep(20);
     }
 
+    // Warm-up: one rotation through each replica, waiting until every node holds it, so the run
+    // starts with fan-out proven in both directions. Its delays are reported, not hidden.
+    const warmUpFanOutMs: number[] = [];
+    for (const admin of admins) {
+      const startedAt = Date.now();
+      const response = await unary<RotateRequest, RotateResponse>(admin, 'rotate', {
+        ring: RING,
+        reason: 'warm-up',
+      });
+      const epoch = response.keySet?.epoch ?? 0;
+      while (!providers.every((p) => (p.current()?.epoch ?? 0) >= epoch)) {
+        if (Date.now() - startedAt > 15_000) {
+          const held = providers.map((p, i) => `node-${i}@${p.current()?.epoch}`).join(' ');
+          throw new Error(`warm-up rotation to epoch ${epoch} did not reach every node in 15 s: ${held}`);
+        }
+        await sleep(5);
+      }
+      warmUpFanOutMs.push(Date.now() - startedAt);
+    }
+
     // Rotations in the background, alternating replicas.
     const rotatedAt = new Map<number, number>();
     let rotations = 0;
@@ -207,6 +229,7 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       }
     })();
 
+    const replicaEpochs = () => replicas.map((r) => r.keySetSource.current(RING)?.epoch).join('/');
     const pick = (exclude = -1) => {
       let index: number;
       do index = Math.floor(Math.random() * nodeCount);
@@ -254,7 +277,7 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
           Number(a.status === TicketStatus.NO_DECRYPT) + Number(b.status === TicketStatus.NO_DECRYPT);
         if (a.status === TicketStatus.NO_DECRYPT || b.status === TicketStatus.NO_DECRYPT) {
           problems.push(
-            `NO_DECRYPT at age ${moment - sample.sealedAtMs} ms sealed by node-${sample.by}: ` +
+            `NO_DECRYPT (replicas hold ${replicaEpochs()}) at age ${moment - sample.sealedAtMs} ms sealed by node-${sample.by}: ` +
               `node-${first} reason ${a.reason} epoch ${a.epoch}, node-${second} reason ${b.reason} epoch ${b.epoch}`,
           );
         }
@@ -267,7 +290,7 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
           if (!activations.some((at) => Math.abs(at - moment) <= skewMs)) {
             disagreementsOutsideSkewWindow++;
             problems.push(
-              `disagreement outside the skew window: node-${first} epoch ${a.epoch} (staleness ${providers[first]!.stalenessMs()} ms), ` +
+              `disagreement outside the skew window (replicas hold ${replicaEpochs()}): node-${first} epoch ${a.epoch} (staleness ${providers[first]!.stalenessMs()} ms), ` +
                 `node-${second} epoch ${b.epoch} (staleness ${providers[second]!.stalenessMs()} ms)`,
             );
           }
@@ -299,6 +322,7 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       disagreementsOutsideSkewWindow,
       sealFailures,
       epochsMissedByANode,
+      warmUpFanOutMs,
       fanOutP50Ms: fanOuts[fanOuts.length >> 1] ?? NaN,
       fanOutMaxMs: fanOuts.at(-1) ?? NaN,
       problems: [...new Set(problems)].slice(0, 50),
