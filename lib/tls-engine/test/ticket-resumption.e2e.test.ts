@@ -189,3 +189,31 @@ describe('fallback to the static single-key API', () => {
     assert.ok((await runSClient({ port: fallback.port, tls: '1.2', sessIn: back })).reused);
   });
 });
+
+// Node 20 copies only the certificate from an SNI context (the default
+// context's hook and session-id context stay in charge); attach prepares SNI
+// contexts as well. Either way, what must hold is this.
+describe('SNI names share the ring too', () => {
+  for (const via of ['addContext', 'callback'] as const) {
+    test(`a context from ${via}: sessions resume across processes under the ring's key`, async () => {
+      const sniLeaf = pki.issueLeaf(`sni-${via}`, { dnsNames: ['sni.test'] });
+      const env = {
+        FIXTURE_SNI_CERT: sniLeaf.chainPath,
+        FIXTURE_SNI_KEY: sniLeaf.keyPath,
+        FIXTURE_SNI_VIA: via,
+      };
+      const key = newKey(Date.now() - 5000, Date.now() - 5000);
+      const [g, h] = await Promise.all([start(`g-${via}`, env), start(`h-${via}`, env)]);
+      await feed([g, h], [key]);
+      for (const tls of ['1.2', '1.3'] as const) {
+        const file = sessionFile();
+        const first = await runSClient({ port: g.port, tls, sessOut: file, serverName: 'sni.test' });
+        assert.ok(first.connected, first.output);
+        assert.match(first.output, /subject=CN = sni\.test/, 'the SNI certificate was served');
+        assert.equal(sessionTicketKeyName(file), key.name);
+        const second = await runSClient({ port: h.port, tls, sessIn: file, serverName: 'sni.test' });
+        assert.ok(second.reused, second.output);
+      }
+    });
+  }
+});
