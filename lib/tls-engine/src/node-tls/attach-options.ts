@@ -21,10 +21,10 @@ export interface AttachOptions {
    */
   strictMustStaple?: boolean;
   /**
-   * The session-id context set on every context. Default: derived from the
-   * key source's ring, so every node of the ring resumes the others' sessions.
-   * `false` keeps Node's per-process default (only for tests that show why it
-   * matters). At most 32 bytes.
+   * The session-id context set on every context (with `keys` only). Default:
+   * derived from the key source's ring, so every node of the ring resumes the
+   * others' sessions. `false` keeps Node's per-process default (only for tests
+   * that show why it matters). 1 to 32 bytes.
    */
   sessionIdContext?: string | false;
   /**

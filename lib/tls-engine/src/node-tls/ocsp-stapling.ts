@@ -24,14 +24,13 @@ export function installOcspStapling(
   options: CompiledAttachOptions,
   metrics: EngineMetrics,
 ): { detach(): void } {
-  // Per-leaf facts that never change for the same DER.
-  const idByDer = new WeakMap<Buffer, string>();
+  // Whether a leaf is must-staple never changes: parse each certificate once.
   const mustStapleById = new Map<string, boolean>();
 
   const listener: OcspRequestListener = (certificate, _issuer, callback) => {
     let id: string;
     try {
-      id = idByDer.get(certificate) ?? certificateId(certificate);
+      id = certificateId(certificate);
     } catch {
       metrics.staplesServed.inc({ result: 'none' });
       callback(null);
