@@ -187,6 +187,7 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
 
     // Warm-up: one rotation through each replica, waiting until every node holds it, so the run
     // starts with fan-out proven in both directions. Its delays are reported, not hidden.
+    const replicaEpochs = () => replicas.map((r) => r.keySetSource.current(RING)?.epoch).join('/');
     const warmUpFanOutMs: number[] = [];
     for (const admin of admins) {
       const startedAt = Date.now();
@@ -198,7 +199,9 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       while (!providers.every((p) => (p.current()?.epoch ?? 0) >= epoch)) {
         if (Date.now() - startedAt > 15_000) {
           const held = providers.map((p, i) => `node-${i}@${p.current()?.epoch}`).join(' ');
-          throw new Error(`warm-up rotation to epoch ${epoch} did not reach every node in 15 s: ${held}`);
+          throw new Error(
+            `warm-up rotation to epoch ${epoch} did not reach every node in 15 s: ${held}; replicas hold ${replicaEpochs()}`,
+          );
         }
         await sleep(5);
       }
@@ -229,7 +232,6 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       }
     })();
 
-    const replicaEpochs = () => replicas.map((r) => r.keySetSource.current(RING)?.epoch).join('/');
     const pick = (exclude = -1) => {
       let index: number;
       do index = Math.floor(Math.random() * nodeCount);
