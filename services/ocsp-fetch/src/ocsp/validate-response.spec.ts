@@ -303,9 +303,10 @@ describe('validateOcspResponse', () => {
     }
   });
 
-  test('every byte flip of a good response is rejected or still names our CertID honestly', async () => {
+  test('no single-byte change anywhere in a good response validates', async () => {
     const der = await good();
-    for (let i = 0; i < der.length; i += 7) {
+    let rejected = 0;
+    for (let i = 0; i < der.length; i++) {
       const mutated = Uint8Array.from(der);
       mutated[i] = mutated[i]! ^ 0x41;
       const result = await validateOcspResponse({
@@ -316,9 +317,9 @@ describe('validateOcspResponse', () => {
         skewMs: defaultSkewMs,
         maxResponseBytes: defaultMaxResponseBytes,
       });
-      // A flip inside the signed data or the signature must never pass; flips
-      // in the unsigned certs list may (the signer is re-checked via issuer).
-      if (result.ok) assert.equal(result.staple.certStatus, OcspCertStatus.GOOD);
+      assert.equal(result.ok, false, `byte ${i} of ${der.length}`);
+      rejected++;
     }
+    assert.equal(rejected, der.length);
   });
 });

@@ -3,6 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OcspCertStatus } from '@keyfleet/proto';
 import { ensurePkiEngine } from '../pki/crypto-engine.js';
+import { parseDerStrict } from '../pki/der.js';
 import { FetchResult, fetchFailure, type FetchFailure } from './fetch-result.js';
 
 const oidBasicResponse = '1.3.6.1.5.5.7.48.1.1';
@@ -49,12 +50,6 @@ const failedStatus: Readonly<Record<number, [Exclude<FetchResult, FetchResult.Ok
   5: [FetchResult.SigRequired, 'responseStatus sigRequired'],
   6: [FetchResult.Unauthorized, 'responseStatus unauthorized'],
 };
-
-function parseStrict(bytes: ArrayBufferView | ArrayBuffer): asn1js.AsnType | undefined {
-  const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
-  const parsed = asn1js.fromBER(view);
-  return parsed.offset === -1 || parsed.offset !== view.byteLength ? undefined : parsed.result;
-}
 
 function sameBytes(a: ArrayBuffer | Uint8Array, b: ArrayBuffer | Uint8Array): boolean {
   return Buffer.from(a instanceof ArrayBuffer ? new Uint8Array(a) : a).equals(
@@ -191,7 +186,7 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   let response: pkijs.OCSPResponse;
   let basic: pkijs.BasicOCSPResponse;
   try {
-    const outer = parseStrict(input.der);
+    const outer = parseDerStrict(input.der);
     if (!outer) return fetchFailure(FetchResult.Malformed, 'body is not one DER value');
     response = new pkijs.OCSPResponse({ schema: outer });
   } catch {
@@ -213,7 +208,7 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
     );
   }
   try {
-    const inner = parseStrict(response.responseBytes.response.valueBlock.valueHexView);
+    const inner = parseDerStrict(response.responseBytes.response.valueBlock.valueHexView);
     if (!inner) return fetchFailure(FetchResult.Malformed, 'BasicOCSPResponse is not one DER value');
     basic = new pkijs.BasicOCSPResponse({ schema: inner });
   } catch {

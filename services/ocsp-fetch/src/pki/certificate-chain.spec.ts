@@ -72,6 +72,11 @@ describe('parseCertificateChain', () => {
       /leaf certificate/,
     ],
     [
+      'an outer length that disagrees with the contents',
+      () => toPem(ca.leaf.der.map((b, i) => (i === 3 ? b ^ 0x08 : b))) + ca.issuer.pem(),
+      /leaf certificate is not one complete DER value/,
+    ],
+    [
       'a valid DER value that is not a certificate',
       () => toPem(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05])) + ca.issuer.pem(),
       /leaf certificate/,

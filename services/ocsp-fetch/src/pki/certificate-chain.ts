@@ -3,6 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { invalidArgument } from '@keyfleet/service-kit';
 import { ensurePkiEngine } from './crypto-engine.js';
+import { parseDerStrict } from './der.js';
 import { formatDistinguishedName } from './distinguished-name.js';
 import { parsePemBlocks } from './pem.js';
 
@@ -36,11 +37,9 @@ export interface ParsedChain {
  * whose fingerprint is not that of the bytes we were given.
  */
 export function parseCertificateDer(der: Uint8Array): pkijs.Certificate {
-  const parsed = asn1js.fromBER(der);
-  if (parsed.offset === -1 || parsed.offset !== der.byteLength) {
-    throw new Error('is not one complete DER value');
-  }
-  return new pkijs.Certificate({ schema: parsed.result });
+  const parsed = parseDerStrict(der);
+  if (!parsed) throw new Error('is not one complete DER value');
+  return new pkijs.Certificate({ schema: parsed });
 }
 
 /** Lower-case hex of an INTEGER's content without the sign-padding zero byte. */
