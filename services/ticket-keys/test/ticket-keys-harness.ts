@@ -3,8 +3,24 @@
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { service as healthService } from 'grpc-health-check';
-import { TicketKeyServiceClient, type KeySet, type WatchKeySetResponse } from '@keyfleet/proto';
-import { createLogger, insecureDevSecurity, type ServerSecurity } from '@keyfleet/service-kit';
+import {
+  TicketKeyServiceClient,
+  type AckKeySetRequest,
+  type AckKeySetResponse,
+  type GetKeySetRequest,
+  type GetKeySetResponse,
+  type KeySet,
+  type ListRingsRequest,
+  type ListRingsResponse,
+  type PutRingRequest,
+  type PutRingResponse,
+  type RevokeKeyRequest,
+  type RevokeKeyResponse,
+  type RotateRequest,
+  type RotateResponse,
+  type WatchKeySetResponse,
+} from '@keyfleet/proto';
+import { createLogger, insecureDevSecurity } from '@keyfleet/service-kit';
 import {
   createTicketKeysServer,
   type RunningTicketKeysServer,
@@ -32,8 +48,6 @@ export async function startReplica(
   });
 }
 
-type Unary<Req, Res> = (request: Req) => Promise<Res>;
-
 /** The generated client with promise-returning unary calls. */
 export function connect(
   port: number,
@@ -41,25 +55,28 @@ export function connect(
   options: grpc.ChannelOptions = {},
 ) {
   const client = new TicketKeyServiceClient(`localhost:${port}`, credentials, options);
-  const promisify =
-    <Req, Res>(
-      method: (request: Req, callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown,
-    ): Unary<Req, Res> =>
-    (request) =>
-      new Promise((resolve, reject) =>
-        method.call(client, request, (error, response) => (error ? reject(error) : resolve(response))),
-      );
+  const unary =
+    <Req, Res>(name: string) =>
+    (request: Req): Promise<Res> =>
+      new Promise((resolve, reject) => {
+        const method = (client as unknown as Record<string, UnaryMethod<Req, Res>>)[name]!;
+        method.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
+      });
   return {
     raw: client,
-    getKeySet: promisify(client.getKeySet),
-    ackKeySet: promisify(client.ackKeySet),
-    rotate: promisify(client.rotate),
-    revokeKey: promisify(client.revokeKey),
-    putRing: promisify(client.putRing),
-    listRings: promisify(client.listRings),
+    getKeySet: unary<GetKeySetRequest, GetKeySetResponse>('getKeySet'),
+    ackKeySet: unary<AckKeySetRequest, AckKeySetResponse>('ackKeySet'),
+    rotate: unary<RotateRequest, RotateResponse>('rotate'),
+    revokeKey: unary<RevokeKeyRequest, RevokeKeyResponse>('revokeKey'),
+    putRing: unary<PutRingRequest, PutRingResponse>('putRing'),
+    listRings: unary<ListRingsRequest, ListRingsResponse>('listRings'),
     close: () => client.close(),
   };
 }
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  callback: (error: grpc.ServiceError | null, response: Res) => void,
+) => unknown;
 export type TestClient = ReturnType<typeof connect>;
 
 /** A WatchKeySet stream that keeps every key set and heartbeat it received. */
@@ -128,7 +145,7 @@ export async function statusOf(call: Promise<unknown>): Promise<{ code: grpc.sta
 
 /** grpc.health.v1 Check for the whole server (""): 'SERVING' or 'NOT_SERVING'. */
 export async function healthOf(port: number): Promise<string> {
-  const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
+  const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
   const client = new Health(`localhost:${port}`, grpc.credentials.createInsecure());
   try {
     return await new Promise<string>((resolve, reject) =>

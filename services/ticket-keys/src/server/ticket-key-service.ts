@@ -4,6 +4,7 @@ import {
   type AckKeySetRequest,
   type AckKeySetResponse,
   type GetKeySetRequest,
+  type KeySet,
   type GetKeySetResponse,
   type ListRingsResponse,
   type PutRingRequest,
@@ -62,6 +63,14 @@ export const ticketKeyAdminMethods: ReadonlySet<string> = new Set(['Rotate', 'Re
  */
 export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBinding {
   const { store, hub, watchers, metrics, logger, clock } = deps;
+  // A change is built into its wire form once and shared by every watcher of
+  // the replica (the state object is the identity of a change).
+  const broadcastForms = new WeakMap<RingState, KeySet>();
+  const broadcastForm = (state: RingState): KeySet => {
+    let keySet = broadcastForms.get(state);
+    if (!keySet) broadcastForms.set(state, (keySet = toProtoKeySet(state, clock())));
+    return keySet;
+  };
 
   /** Fresh from Redis; while Redis is unreachable, this replica's last snapshot. */
   const readForClient = async (ring: string): Promise<RingState> => {
@@ -105,7 +114,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       // Listener and initial load may race; epochs only move forward.
       if (state.epoch <= lastSentEpoch) return;
       lastSentEpoch = state.epoch;
-      write({ keySet: toProtoKeySet(state, clock()) });
+      write({ keySet: broadcastForm(state) });
     };
     const unlisten = hub.listen(ring, send);
     let unregister: (() => void) | undefined;
@@ -114,7 +123,11 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       const state = await hub.load(ring);
       if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
       unregister = watchers.add(ring, nodeId);
-      send(state);
+      if (state.epoch > lastSentEpoch) {
+        // The first message is stamped now, not when the state was cached.
+        lastSentEpoch = state.epoch;
+        write({ keySet: toProtoKeySet(state, clock()) });
+      }
       heartbeat = setInterval(
         () => write({ heartbeat: { serverTimeMs: clock(), epoch: lastSentEpoch } }),
         heartbeatMs,

@@ -199,7 +199,7 @@ export async function createTicketKeysServer(
   await readyOrTimeout;
   if (redis.status === 'ready') {
     if (!recovering) onRedisReady();
-    await Promise.race([hub.start(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await Promise.race([hub.start(), new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
     await recovering;
   } else {
     grpcServer.setServing(false);

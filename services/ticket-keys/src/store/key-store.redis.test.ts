@@ -120,10 +120,11 @@ test('rotate publishes a key propagationMs ahead, drops expired keys, and compar
   assert.equal((await store.requireRing('r')).epoch, 3);
 });
 
-test('two writers racing with the same expected epoch: exactly one wins', async () => {
+test('two writers racing with the same expected epoch: exactly one wins', async (t) => {
   const { store, prefix } = storeWith(kekA);
   await store.putRing(compileRingParams({ ring: 'race' }));
   const otherClient = client.duplicate();
+  t.after(() => otherClient.disconnect());
   const other = new KeyStore({ redis: otherClient, keys: redisKeys(prefix), keks: kekA });
   await new Promise((resolve) => setTimeout(resolve, 100));
   const results = await Promise.allSettled([
@@ -136,7 +137,6 @@ test('two writers racing with the same expected epoch: exactly one wins', async 
     assert.ok(isError(ErrorCode.FailedPrecondition, /epoch 2/)(r.reason));
   }
   assert.equal((await store.requireRing('race')).epoch, 2);
-  otherClient.disconnect();
 });
 
 test('revoking the ACTIVE key replaces it at once and remembers the name', async () => {
