@@ -211,6 +211,19 @@ test('cut off from the service, a node keeps serving from its snapshot, reports 
   );
 });
 
+test('a heartbeat naming a newer epoch than the one held reopens the stream and catches up', async () => {
+  const { provider: p, problems } = provider();
+  service.push(keySet(30, [1, 2]));
+  p.addListener(() => {});
+  await until(() => p.current()?.epoch === 30, 'epoch 30');
+  const streamsBefore = service.requests.length;
+  // The server now holds 31 but this stream never got it; only heartbeats say so.
+  service.current = keySet(31, [1, 2, 3]);
+  await until(() => p.current()?.epoch === 31, 'catching up through a new stream');
+  assert.ok(service.requests.length > streamsBefore, 'a new WatchKeySet call was made');
+  assert.ok(problems.some((m) => m.includes('is behind (server epoch 31, held 30)')));
+});
+
 test('applyKeySet feeds a provider without any service', () => {
   const p = new KeySetProvider({ ring: 'edge', nodeId: 'static' });
   assert.equal(p.applyKeySet(keySet(1, [1])), true);

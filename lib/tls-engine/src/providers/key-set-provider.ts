@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Metadata } from '@grpc/grpc-js';
+import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { KeySet, TicketKeyServiceClient, WatchKeySetResponse } from '@keyfleet/proto';
 import { keyNameHex } from '../keys/ticket-key.js';
@@ -104,7 +104,9 @@ export type KeySetListener = (keys: TicketKeyRing) => void;
  * Which sets are applied: the first; then any with a higher epoch. A lower
  * epoch (a lagging replica) is ignored — unless it shares no key with the set
  * held, which only happens when the ring was recreated. Sets that cannot be
- * used (wrong sizes, no secrets, another ring) are reported and ignored.
+ * used (wrong sizes, no secrets, another ring) are reported and ignored. A
+ * heartbeat naming a newer epoch than the one held means the stream missed a
+ * set: it is reopened, and the new stream starts with the full current set.
  *
  * It serves both the ticket engine (`current()`) and node-tls's `attach`
  * (`ring`, `schedule()`, listeners).
@@ -212,11 +214,24 @@ export class KeySetProvider implements TicketKeyRingSource {
 
   private startStream(client: KeySetServiceClient): WatchLoop {
     const { ring, nodeId, heartbeatIntervalMs } = this.options;
+    let stream: ClientReadableStream<WatchKeySetResponse> | undefined;
     return startWatchLoop<WatchKeySetResponse>({
-      open: () => client.watchKeySet({ ring, nodeId, heartbeatIntervalMs }),
+      open: () => (stream = client.watchKeySet({ ring, nodeId, heartbeatIntervalMs })),
       onMessage: (message) => {
-        if (message.keySet) this.applyKeySet(message.keySet);
-        else this.lastMessageAtMs = this.options.clock();
+        if (message.keySet) {
+          this.applyKeySet(message.keySet);
+          return;
+        }
+        this.lastMessageAtMs = this.options.clock();
+        // A heartbeat names the epoch the server holds. Newer than ours means this stream missed
+        // a key set: reopen it, and the new stream starts with the full current set.
+        const serverEpoch = message.heartbeat?.epoch ?? 0;
+        if (this.keys && serverEpoch > this.keys.epoch) {
+          this.options.onProblem(
+            `WatchKeySet for "${ring}" is behind (server epoch ${serverEpoch}, held ${this.keys.epoch}); reopening`,
+          );
+          stream?.cancel();
+        }
       },
       onDisconnect: (error, nextAttemptInMs) =>
         this.options.onProblem(
