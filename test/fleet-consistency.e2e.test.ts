@@ -23,7 +23,8 @@ test(
     t.diagnostic(
       `rotations ${result.rotations}, sealed ${result.sealed}, opened ${result.opened}, ` +
         `disagreements ${result.disagreements}/${result.comparisons} (outside skew window ${result.disagreementsOutsideSkewWindow}), ` +
-        `fan-out p50 ${result.fanOutP50Ms} ms max ${result.fanOutMaxMs} ms`,
+        `fan-out p50 ${result.fanOutP50Ms} ms max ${result.fanOutMaxMs} ms, warm-up ${result.warmUpFanOutMs.join('/')} ms, ` +
+        `epochs that missed a node ${result.epochsMissedByANode}`,
     );
     // Enough happened for the result to mean something, even on a loaded machine.
     assert.ok(result.rotations >= 12, `only ${result.rotations} rotations`);
