@@ -8,6 +8,7 @@
 // test/fleet-consistency.e2e.test.ts runs this shorter and asserts on it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import {
@@ -30,6 +31,7 @@ import {
   createTicketKeysServer,
   newKekLine,
   parseKekFile,
+  redisKeys,
   type RunningTicketKeysServer,
 } from '@keyfleet/ticket-keys';
 import { randomPrefix, startRedis } from '@keyfleet/test-support';
@@ -199,8 +201,15 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
       while (!providers.every((p) => (p.current()?.epoch ?? 0) >= epoch)) {
         if (Date.now() - startedAt > 15_000) {
           const held = providers.map((p, i) => `node-${i}@${p.current()?.epoch}`).join(' ');
+          // How many replicas subscribe to the change channel tells a lost subscription from a lost message.
+          const subscribers = spawnSync(
+            'redis-cli',
+            ['-p', String(redis.port), 'PUBSUB', 'NUMSUB', redisKeys(keyPrefix).changesChannel],
+            { encoding: 'utf8' },
+          ).stdout.replace(/\s+/g, ' ');
           throw new Error(
-            `warm-up rotation to epoch ${epoch} did not reach every node in 15 s: ${held}; replicas hold ${replicaEpochs()}`,
+            `warm-up rotation to epoch ${epoch} did not reach every node in 15 s: ${held}; ` +
+              `replicas hold ${replicaEpochs()}; PUBSUB NUMSUB ${subscribers}`,
           );
         }
         await sleep(5);
