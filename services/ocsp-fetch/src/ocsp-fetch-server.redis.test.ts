@@ -31,7 +31,7 @@ let responder: PkijsOcspResponder;
 let leaf: KeyedCertificate;
 const dir = makeTempDir('ocsp-redis-test');
 const servers: OcspFetchServer[] = [];
-const logger = createLogger('ocsp-redis-test', 'silent');
+const logger = createLogger('ocsp-redis-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
 before(async () => {
   redis = await startRedis();

@@ -32,7 +32,7 @@ const startReplica = () =>
     security: insecureDevSecurity(),
     grpcAddress: '127.0.0.1:0',
     keyPrefix: prefix,
-    logger: createLogger('replica-test', 'silent'),
+    logger: createLogger('replica-test', process.env.TEST_LOG_LEVEL ?? 'silent'),
     refresh: {
       refreshAtFraction: 0.05,
       jitterFraction: 0.01,

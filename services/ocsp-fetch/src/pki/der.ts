@@ -5,9 +5,9 @@ import * as asn1js from 'asn1js';
  * it accepts trailing bytes and, inside a constructed value, children that
  * overrun the length their parent declares. Requiring that the parsed tree
  * encodes back to exactly the input rejects both, so what we fingerprint,
- * store and serve is what we checked. (asn1js keeps a non-minimal length
- * form on re-encoding, so that BER leniency remains; signatures still cover
- * the exact bytes.)
+ * store and serve is what we checked. (asn1js keeps non-minimal and
+ * indefinite length forms on re-encoding, so that BER leniency remains;
+ * signatures still cover the exact bytes.)
  */
 export function parseDerStrict(bytes: Uint8Array): asn1js.AsnType | undefined {
   const parsed = asn1js.fromBER(bytes);
