@@ -25,8 +25,8 @@ export interface EngineMetrics {
   readonly staplesServed: Counter<'result'>;
   readonly ticketHookFallback: Gauge;
   /**
-   * Counts one decision; label children are cached so the hot path does no
-   * label hashing. Pass `keyName` only for a key the set holds (else the
+   * Counts one decision; the label set of each combination is built once
+   * and its child reused. Pass `keyName` only for a key the set holds (else the
    * label is "unknown"), so hostile tickets cannot grow the series count.
    * `keyName` may be the name's lower-case hex, which saves hex-encoding it again.
    */
