@@ -76,7 +76,7 @@ export default async function run(): Promise<BenchFigure[]> {
             `${which}: only ${result.reusedConnections} of ${result.connections} handshakes resumed`,
           );
         }
-        rates[which].push(result.connections / result.realSeconds);
+        rates[which].push(result.connectionsPerSecond);
       }
     }
     // Medians: one round disturbed by the rest of a busy machine does not move them.

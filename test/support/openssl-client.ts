@@ -137,14 +137,21 @@ export interface STimeOptions {
 
 export interface STimeResult {
   readonly connections: number;
+  /** What s_time printed: whole seconds, too coarse for a rate (2 s runs print 2 or 3). */
   readonly realSeconds: number;
+  /** The s_time process's wall time, measured here with a monotonic clock. */
+  readonly wallSeconds: number;
+  /** connections / wallSeconds. */
   readonly connectionsPerSecond: number;
   /** Connections s_time marked as resumed ('r' in its progress line); with -reuse, all but the first. */
   readonly reusedConnections: number;
   readonly output: string;
 }
 
-/** Runs `openssl s_time` and parses "N connections in S real seconds". */
+/**
+ * Runs `openssl s_time` and parses "N connections in S real seconds"; the
+ * rate divides by the wall time measured here, since S is whole seconds.
+ */
 export async function runSTime(options: STimeOptions): Promise<STimeResult> {
   requireCommand('openssl');
   const args = [
@@ -157,11 +164,13 @@ export async function runSTime(options: STimeOptions): Promise<STimeResult> {
   ];
   if (options.tls === '1.2') args.push('-tls1_2');
   if (options.tls === '1.3') args.push('-tls1_3');
+  const started = process.hrtime.bigint();
   const child = spawn('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const lines = [...output.matchAll(/(\d+) connections in (\d+(?:\.\d+)?) real seconds/g)];
   const last = lines.at(-1);
   if (!last) throw new Error(`openssl s_time printed no rate:\n${output}`);
@@ -175,7 +184,8 @@ export async function runSTime(options: STimeOptions): Promise<STimeResult> {
   return {
     connections,
     realSeconds,
-    connectionsPerSecond: connections / Math.max(realSeconds, 1),
+    wallSeconds,
+    connectionsPerSecond: connections / wallSeconds,
     reusedConnections,
     output,
   };
