@@ -385,6 +385,24 @@ export default async function run(): Promise<BenchFigure[]> {
       result.comparisons,
     ),
     f(
+      'warm-up rotation via replica 0 to all nodes (baseline: propagationMs)',
+      result.warmUpFanOutMs[0] ?? NaN,
+      'ms',
+      options.propagationMs,
+    ),
+    f(
+      'warm-up rotation via replica 1 to all nodes (baseline: propagationMs)',
+      result.warmUpFanOutMs[1] ?? NaN,
+      'ms',
+      options.propagationMs,
+    ),
+    f(
+      'rotations whose epoch missed a node (baseline: rotations)',
+      result.epochsMissedByANode,
+      'count',
+      result.rotations,
+    ),
+    f(
       'key-set fan-out to all nodes p50 (baseline: propagationMs)',
       result.fanOutP50Ms,
       'ms',
