@@ -5,8 +5,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import { randomPrefix, startRedis, type TestRedis } from '@keyfleet/test-support';
 import type { RunningTicketKeysServer } from '../src/index.js';
+import { redisKeys } from '../src/store/redis-keys.js';
 import {
   connect,
   eventually,
@@ -144,5 +146,72 @@ test(
       'post-recovery rotation',
     );
     for (const watcher of watchers) watcher.cancel();
+  },
+);
+
+test(
+  'a replica started while Redis is down serves once it answers: subscription, bootstrap ring, health',
+  { timeout: 60_000 },
+  async () => {
+    const lateRedis = await startRedis();
+    const prefix = randomPrefix('late');
+    await lateRedis.kill();
+    const replica = await startReplica(lateRedis.url, prefix, {
+      redisStartTimeoutMs: 200,
+      bootstrapRings: ['default'],
+    });
+    const client = connect(replica.port);
+    const probe = () =>
+      new Redis(lateRedis.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      assert.equal(await healthOf(replica.port), 'NOT_SERVING');
+      assert.equal(
+        (await statusOf(client.getKeySet({ ring: 'default', omitSecrets: true }))).code,
+        grpc.status.UNAVAILABLE,
+      );
+      await lateRedis.restart();
+      await eventually(async () => (await healthOf(replica.port)) === 'SERVING', 20_000, 'SERVING');
+      const keySet = (await client.getKeySet({ ring: 'default', omitSecrets: true })).keySet!;
+      assert.equal(keySet.keys.length, 1);
+      const redisProbe = probe();
+      await redisProbe.connect();
+      try {
+        await eventually(
+          async () => {
+            const [, count] = (await redisProbe.pubsub('NUMSUB', redisKeys(prefix).changesChannel)) as [
+              string,
+              number,
+            ];
+            return Number(count) === 1;
+          },
+          15_000,
+          'the change subscription',
+        );
+        // A replica that stops waiting before its connection finished the ready
+        // check must still end up subscribed (a SUBSCRIBE sent then was lost).
+        const hasty = await startReplica(lateRedis.url, prefix, { redisStartTimeoutMs: 0 });
+        try {
+          await eventually(
+            async () => {
+              const [, count] = (await redisProbe.pubsub('NUMSUB', redisKeys(prefix).changesChannel)) as [
+                string,
+                number,
+              ];
+              return Number(count) === 2;
+            },
+            15_000,
+            'the second replica subscription',
+          );
+        } finally {
+          await hasty.stop(500);
+        }
+      } finally {
+        redisProbe.disconnect();
+      }
+    } finally {
+      client.close();
+      await replica.stop(500);
+      await lateRedis.stop();
+    }
   },
 );

@@ -50,6 +50,12 @@ export class KeySetHub {
 
   /** Subscribes (resolves once the subscription is confirmed) and loads every ring Redis lists. */
   async start(): Promise<void> {
+    // A SUBSCRIBE queued before the connection is ready can be lost to
+    // ioredis's ready check; issue it on a ready connection (autoResubscribe
+    // then keeps it across reconnects).
+    if (this.subscriber.status !== 'ready') {
+      await new Promise<void>((resolve) => this.subscriber.once('ready', () => resolve()));
+    }
     await this.subscriber.subscribe(this.channel);
     try {
       for (const ring of await this.store.listRingNames()) await this.refresh(ring);
