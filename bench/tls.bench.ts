@@ -6,7 +6,9 @@
  * s_time reuse works on tickets). Rounds alternate between the two servers so
  * machine noise hits both alike. BENCH_TLS_SECONDS (default 2) per round,
  * BENCH_TLS_ROUNDS (default 6) rounds per server and mode; the
- * figures are the medians of the per-round rates. A resumed figure
+ * figures are the medians of the per-round rates. A third figure runs the
+ * same hook with a constant one-line handler: the floor Node's native-to-JS
+ * call sets, so the gap between it and attach() is what our handler costs. A resumed figure
  * is refused unless s_time saw at least 90 % of its handshakes resume.
  */
 import tls from 'node:tls';
@@ -14,7 +16,14 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { createTestPki, freePort, runSTime } from '@keyfleet/test-support';
-import { attach, nodeTicketKeys, sessionIdContextForRing, staticKeySource } from '@keyfleet/tls-engine';
+import {
+  attach,
+  node128Keys,
+  nodeTicketKeys,
+  sessionIdContextForRing,
+  staticKeySource,
+} from '@keyfleet/tls-engine';
+import { defaultContextOf, installTicketKeyHook } from '../lib/tls-engine/src/node-tls/ticket-key-hook.js';
 import { figure, percentile, type BenchFigure } from './bench-figure.js';
 
 const seconds = Number(process.env.BENCH_TLS_SECONDS ?? 2);
@@ -59,17 +68,29 @@ export default async function run(): Promise<BenchFigure[]> {
   if (engine.ticketKeyMode !== 'hook') throw new Error('the per-ticket hook is missing in this runtime');
   const baseline = tls.createServer({ ...secure, ticketKeys: nodeTicketKeys(name, secret) }, onConnection);
   baseline.on('tlsClientError', () => {});
-  const hookedPort = await listen(hooked);
-  const baselinePort = await listen(baseline);
+  // The floor: the same hook answering a constant in one line. What Node's
+  // native-to-JavaScript call costs by itself, whatever the handler does.
+  const { hmacKey, aesKey } = node128Keys(secret);
+  const constantOpen: [number, Uint8Array, Uint8Array] = [1, hmacKey, aesKey];
+  const emptyHook = tls.createServer(secure, onConnection);
+  emptyHook.on('tlsClientError', () => {});
+  installTicketKeyHook(defaultContextOf(emptyHook)!, (_name, _iv, encrypt) =>
+    encrypt ? [1, hmacKey, aesKey, name, randomBytes(16)] : constantOpen,
+  );
+  const ports = {
+    hook: await listen(hooked),
+    baseline: await listen(baseline),
+    emptyHook: await listen(emptyHook),
+  };
+  type Variant = keyof typeof ports;
 
-  const measure = async (reuse: boolean) => {
-    const rates = { hook: [] as number[], baseline: [] as number[] };
+  const measure = async (reuse: boolean, variants: readonly Variant[]) => {
+    const rates: Record<Variant, number[]> = { hook: [], baseline: [], emptyHook: [] };
     for (let round = 0; round < rounds; round++) {
-      // Alternate which goes first, so neither always runs on a warmer machine.
-      const order = round % 2 === 0 ? (['hook', 'baseline'] as const) : (['baseline', 'hook'] as const);
+      // Rotate the order, so no variant always runs on a warmer (or busier) machine.
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       for (const which of order) {
-        const port = which === 'hook' ? hookedPort : baselinePort;
-        const result = await runSTime({ port, reuse, seconds, tls: '1.2' });
+        const result = await runSTime({ port: ports[which], reuse, seconds, tls: '1.2' });
         // A "resumed" rate is only meaningful if the handshakes did resume.
         if (reuse && result.reusedConnections < 0.9 * result.connections) {
           throw new Error(
@@ -80,19 +101,29 @@ export default async function run(): Promise<BenchFigure[]> {
       }
     }
     // Medians: one round disturbed by the rest of a busy machine does not move them.
-    return { hook: percentile(rates.hook, 50), baseline: percentile(rates.baseline, 50) };
+    const median = (which: Variant) => percentile(rates[which], 50);
+    return { hook: median('hook'), baseline: median('baseline'), emptyHook: median('emptyHook') };
   };
 
   try {
-    const resumed = await measure(true);
-    const full = await measure(false);
+    const resumed = await measure(true, ['hook', 'baseline', 'emptyHook']);
+    const full = await measure(false, ['hook', 'baseline']);
     return [
       figure('tls', 'resumed_handshakes_per_second', resumed.hook, 'handshakes/s', resumed.baseline),
       figure('tls', 'full_handshakes_per_second', full.hook, 'handshakes/s', full.baseline),
+      figure(
+        'tls',
+        'resumed_handshakes_per_second_empty_hook',
+        resumed.emptyHook,
+        'handshakes/s',
+        resumed.baseline,
+      ),
     ];
   } finally {
     engine.detach();
-    await Promise.all([hooked, baseline].map((server) => new Promise((resolve) => server.close(resolve))));
+    await Promise.all(
+      [hooked, baseline, emptyHook].map((server) => new Promise((resolve) => server.close(resolve))),
+    );
     pki.remove();
   }
 }
