@@ -6,6 +6,7 @@ import type { TicketAead } from '../tickets/xchacha-aead.js';
 import {
   composePolicies,
   enforceLegalDecision,
+  type PolicyRingRules,
   type TicketConnection,
   type TicketPolicy,
 } from '../decisions/ticket-policy.js';
@@ -67,6 +68,8 @@ export function compileTicketEngineOptions(options: TicketEngineOptions): Resolv
     aead: options.aead,
   };
 }
+
+const NOTHING_BOUND = Object.freeze({});
 
 /** A key source whose updates run only while someone listens (see KeySetProvider). */
 export interface ListenableKeySource {
@@ -137,6 +140,22 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
   const codec: TicketCodec = createTicketCodec({ ring, ...(resolved.aead ? { aead: resolved.aead } : {}) });
   const decide = composePolicies(resolved.policies);
   const ticketAge = metrics?.ticketAgeSeconds.labels({ ring });
+  // The policies' view of the ring, built once per key ring rather than per ticket.
+  const noKeysRules: PolicyRingRules = { maxSessionAgeMs: 0, bindServerName: false, maxClockSkewMs };
+  let rulesRing: TicketKeyRing | undefined;
+  let rules = noKeysRules;
+  const rulesFor = (keyRing: TicketKeyRing | undefined): PolicyRingRules => {
+    if (!keyRing) return noKeysRules;
+    if (keyRing !== rulesRing) {
+      rulesRing = keyRing;
+      rules = {
+        maxSessionAgeMs: keyRing.rules.maxSessionAgeMs,
+        bindServerName: keyRing.rules.bindServerName,
+        maxClockSkewMs,
+      };
+    }
+    return rules;
+  };
   // The engine reads keys.current() on each call; the listener only keeps the source live.
   const keepAlive = () => {};
   keys.addListener?.(keepAlive);
@@ -187,13 +206,10 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
           keyState: opened.keyState,
           issuedAtMs: payload?.issuedAtMs,
           nowMs,
-          bound: { serverName: payload?.serverName, clientIdentity: payload?.clientIdentity },
+          // The payload carries the bound serverName and clientIdentity.
+          bound: payload ?? NOTHING_BOUND,
           connection,
-          ring: {
-            maxSessionAgeMs: keyRing?.rules.maxSessionAgeMs ?? 0,
-            bindServerName: keyRing?.rules.bindServerName ?? false,
-            maxClockSkewMs,
-          },
+          ring: rulesFor(keyRing),
         }),
       );
       let renewedTicket: Uint8Array | undefined;
