@@ -147,8 +147,22 @@ test(
     await eventually(() => lastEpoch(a) > 0 && lastEpoch(b) > 0);
     const first = await clients[0]!.ackKeySet({ ring, nodeId: 'ack-a', epoch: lastEpoch(a) });
     assert.equal(first.ackCoverage, 0.5, 'one of two live watchers (the other on the other replica)');
-    const second = await clients[1]!.ackKeySet({ ring, nodeId: 'ack-b', epoch: lastEpoch(b) });
+    // ack-b watches on replica 1 but its ack lands on replica 0 (another connection).
+    const second = await clients[0]!.ackKeySet({ ring, nodeId: 'ack-b', epoch: lastEpoch(b) });
     assert.equal(second.ackCoverage, 1);
+    // Replica 1 re-announcing its watcher does not undo the ack it never saw.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const again = await clients[1]!.ackKeySet({ ring, nodeId: 'ack-a', epoch: lastEpoch(a) });
+    assert.equal(again.ackCoverage, 1);
+
+    // After a rotation nobody holds the newest epoch: the gauge falls to 0 by itself.
+    const coverageGauge = async () =>
+      (await replicas[1]!.registry.getSingleMetricAsString('keyfleet_ack_coverage_ratio'))
+        .split('\n')
+        .find((line) => line.startsWith(`keyfleet_ack_coverage_ratio{ring="${ring}"}`));
+    await eventually(async () => (await coverageGauge())?.endsWith(' 1') ?? false, 10_000, 'gauge at 1');
+    await clients[1]!.rotate({ ring, reason: 'coverage' });
+    await eventually(async () => (await coverageGauge())?.endsWith(' 0') ?? false, 10_000, 'gauge at 0');
     a.cancel();
     b.cancel();
   },

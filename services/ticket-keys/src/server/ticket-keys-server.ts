@@ -90,7 +90,15 @@ export async function createTicketKeysServer(
   subscriber.on('error', () => undefined); // the command connection logs Redis errors once
   const store = new KeyStore({ redis, keys, keks: options.keks, clock });
   const hub = new KeySetHub({ subscriber, store, channel: keys.changesChannel, logger });
-  const watchers = new WatcherRegistry({ redis, keys, logger, clock, refreshMs: options.watcherRefreshMs });
+  const watchers = new WatcherRegistry({
+    redis,
+    keys,
+    logger,
+    clock,
+    refreshMs: options.watcherRefreshMs,
+    newestEpoch: (ring) => hub.current(ring)?.epoch,
+    rings: () => hub.rings().map((state) => state.params.ring),
+  });
   const metrics = createTicketKeysMetrics(
     registry,
     {

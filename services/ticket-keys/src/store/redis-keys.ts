@@ -7,7 +7,8 @@
  *   <prefix>:{<ring>}:state     hash   epoch, lastRotatedAtMs
  *   <prefix>:{<ring>}:keys      hash   key name hex → JSON record, secret KEK-wrapped
  *   <prefix>:{<ring>}:revoked   zset   revoked key name hex, scored by when it may be forgotten
- *   <prefix>:{<ring>}:watchers  hash   node id → last acknowledged epoch and when it was seen
+ *   <prefix>:{<ring>}:watchers  hash   node id → when a replica last saw its stream alive (ms)
+ *   <prefix>:{<ring>}:acks      hash   node id → the epoch the node last acknowledged
  *   <prefix>:rings              set    every ring name (an index; each ring's own keys are the truth)
  *   <prefix>:keyset-changes     channel "<ring> <epoch>" after every change
  *   {<prefix>:rotation}:…       BullMQ's keys for the rotation queue (one hash tag)
@@ -18,6 +19,7 @@ export interface RingKeys {
   readonly keys: string;
   readonly revoked: string;
   readonly watchers: string;
+  readonly acks: string;
 }
 
 export interface RedisKeys {
@@ -47,6 +49,7 @@ export function redisKeys(prefix = defaultKeyPrefix): RedisKeys {
         keys: `${base}:keys`,
         revoked: `${base}:revoked`,
         watchers: `${base}:watchers`,
+        acks: `${base}:acks`,
       };
     },
     ringsIndex: `${prefix}:rings`,
