@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as asn1js from 'asn1js';
+import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { invalidArgument } from '@keyfleet/service-kit';
 import { ensurePkiEngine } from './crypto-engine.js';

@@ -39,6 +39,7 @@ export class StapleHub {
   #applying: Promise<void> = Promise.resolve();
   #sweep: NodeJS.Timeout | undefined;
   #ready = false;
+  #reloadQueued = false;
 
   constructor(options: StapleHubOptions) {
     this.#options = options;
@@ -51,7 +52,7 @@ export class StapleHub {
     });
     subscriber.on('ready', () => {
       // ioredis resubscribes by itself; what was published meanwhile is lost.
-      if (this.#ready) this.#enqueue(() => this.#reloadUntilDone());
+      this.#requestReload();
     });
     await subscriber.subscribe(changesChannel);
     await this.#reload();
@@ -87,12 +88,26 @@ export class StapleHub {
     return this.#applying;
   }
 
+  /** Applies one change after those before it; a change that fails or hangs is caught up by a reload. */
   #enqueue(step: () => Promise<void>): void {
-    this.#applying = this.#applying.then(step).catch((error: unknown) => {
-      this.#options.logger.warn(
-        { err: { message: (error as Error).message } },
-        'staple hub could not apply a change',
-      );
+    this.#applying = this.#applying
+      .then(() => withTimeout(step(), stepTimeoutMs))
+      .catch((error: unknown) => {
+        this.#options.logger.warn(
+          { err: { message: (error as Error).message } },
+          'staple hub could not apply a change; reloading',
+        );
+        this.#requestReload();
+      });
+  }
+
+  /** At most one reload waits in the queue; it retries until Redis answers. */
+  #requestReload(): void {
+    if (!this.#ready || this.#reloadQueued) return;
+    this.#reloadQueued = true;
+    this.#applying = this.#applying.then(async () => {
+      this.#reloadQueued = false;
+      await this.#reloadUntilDone();
     });
   }
 
@@ -166,6 +181,17 @@ export class StapleHub {
       }
     }
   }
+}
+
+/** One change may not hold up the ones behind it for longer than this. */
+const stepTimeoutMs = 10_000;
+
+function withTimeout(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a change took over ${ms} ms to apply`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 function fingerprint(certificate: StoredCertificate): string {
