@@ -187,6 +187,17 @@ describe('fallback to the static single-key API', () => {
     const back = sessionFile();
     assert.ok((await runSClient({ port: hooked.port, tls: '1.2', sessOut: back })).connected);
     assert.ok((await runSClient({ port: fallback.port, tls: '1.2', sessIn: back })).reused);
+
+    // A rotation: the fallback follows the ACTIVE key, and (its documented
+    // limit) holds only that one, so the retired key's ticket gets a full
+    // handshake there while the hook still resumes it.
+    const next = newKey(Date.now() - 10, Date.now() - 10);
+    await feed([fallback, hooked], [key, next]);
+    const fresh = sessionFile();
+    assert.ok((await runSClient({ port: fallback.port, tls: '1.2', sessOut: fresh })).connected);
+    assert.equal(sessionTicketKeyName(fresh), next.name);
+    assert.equal((await runSClient({ port: fallback.port, tls: '1.2', sessIn: file })).reused, false);
+    assert.ok((await runSClient({ port: hooked.port, tls: '1.2', sessIn: file })).reused);
   });
 });
 

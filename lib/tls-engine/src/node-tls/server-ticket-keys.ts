@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { nodeTicketKeys } from '../keys/key-material.js';
-import { keyNameLabel } from '../keys/ticket-key.js';
+import { keyNameHex, keyNameLabel } from '../keys/ticket-key.js';
 import type { CompiledAttachOptions } from './attach-options.js';
 import type { TicketKeySource } from './key-source.js';
 import {
@@ -134,12 +134,20 @@ export function installServerTicketKeys(
   let refreshTimer: NodeJS.Timeout | undefined;
   let lastStaticName: string | undefined;
   const applyStatic = () => {
-    const active = keys.schedule()?.activeAt(options.now());
-    if (!active || active.secret.length === 0) return;
-    const label = keyNameLabel(active.name);
-    if (label === lastStaticName) return;
-    lastStaticName = label;
-    staticKeys = nodeTicketKeys(active.name, active.secret);
+    const schedule = keys.schedule();
+    if (!schedule) return; // nothing received yet: Node's own random keys stay
+    const active = schedule.activeAt(options.now());
+    if (active && active.secret.length > 0) {
+      const nameHex = keyNameHex(active.name);
+      if (nameHex === lastStaticName) return;
+      lastStaticName = nameHex;
+      staticKeys = nodeTicketKeys(active.name, active.secret);
+    } else {
+      // No usable key (all revoked): a fresh random key, so no old ticket resumes.
+      if (lastStaticName === 'none') return;
+      lastStaticName = 'none';
+      staticKeys = randomBytes(48);
+    }
     server.setTicketKeys(staticKeys);
     prepareAll();
   };
