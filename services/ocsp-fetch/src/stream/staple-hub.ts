@@ -21,6 +21,8 @@ export interface StapleHubOptions {
   readonly logger: Logger;
   /** How often statuses are re-derived, so a staple passing nextUpdate is announced as EXPIRED. */
   readonly expirySweepMs: number;
+  /** A change that takes longer than this to apply is abandoned and caught up by a reload. Default 10000. */
+  readonly stepTimeoutMs?: number;
 }
 
 /**
@@ -91,7 +93,7 @@ export class StapleHub {
   /** Applies one change after those before it; a change that fails or hangs is caught up by a reload. */
   #enqueue(step: () => Promise<void>): void {
     this.#applying = this.#applying
-      .then(() => withTimeout(step(), stepTimeoutMs))
+      .then(() => withTimeout(step(), this.#options.stepTimeoutMs ?? defaultStepTimeoutMs))
       .catch((error: unknown) => {
         this.#options.logger.warn(
           { err: { message: (error as Error).message } },
@@ -184,7 +186,7 @@ export class StapleHub {
 }
 
 /** One change may not hold up the ones behind it for longer than this. */
-const stepTimeoutMs = 10_000;
+const defaultStepTimeoutMs = 10_000;
 
 function withTimeout(work: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
