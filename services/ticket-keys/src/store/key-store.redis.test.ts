@@ -7,6 +7,7 @@ import { engineAeadKey, node128Keys, openssl256Keys } from '@keyfleet/tls-engine
 import { ErrorCode, KeyfleetError } from '@keyfleet/service-kit';
 import { randomPrefix, startRedis, type TestRedis } from '@keyfleet/test-support';
 import { compileRingParams } from '../schedule/ring-params.js';
+import type { RingState } from '../schedule/key-set-view.js';
 import type { KekRing } from './kek.js';
 import { newKekLine, parseKekFile } from './kek.js';
 import { KeyStore } from './key-store.js';
@@ -29,6 +30,20 @@ after(async () => {
 function storeWith(keks: KekRing, prefix = randomPrefix('store'), clock?: () => number) {
   return { prefix, store: new KeyStore({ redis: client, keys: redisKeys(prefix), keks, clock }) };
 }
+
+const comparable = (state: RingState) => ({
+  epoch: state.epoch,
+  lastRotatedAtMs: state.lastRotatedAtMs,
+  revoked: [...state.revokedNamesHex].sort(),
+  keys: state.keys
+    .map((k) => [
+      Buffer.from(k.name).toString('hex'),
+      Buffer.from(k.secret).toString('hex'),
+      k.publishedAtMs,
+      k.activatesAtMs,
+    ])
+    .sort(),
+});
 
 const isError = (code: ErrorCode, pattern?: RegExp) => (error: unknown) =>
   error instanceof KeyfleetError && error.code === code && (!pattern || pattern.test(error.message));
@@ -113,6 +128,8 @@ test('rotate publishes a key propagationMs ahead, drops expired keys, and compar
   now += 20_000;
   const later = await store.rotate('r');
   assert.equal(later.state.keys.length, 2);
+  // The state a rotation returns is the state Redis now holds.
+  assert.deepEqual(comparable(later.state), comparable(await store.requireRing('r')));
   assert.equal(later.state.epoch, 3);
   // The scheduled job skips while the newest key is younger than an interval.
   const skipped = await store.rotate('r', { onlyIfDue: true });

@@ -150,7 +150,16 @@ export class KeyStore {
           continue;
         }
         if (code === ScriptCode.NameTaken) continue;
-        return { result: 'ok', state: await this.requireState(ring), publishedNameHex: nameHex };
+        // The script applied exactly this plan under the compare-and-set, so
+        // the new state is known without reading (and unwrapping) it again.
+        const dropped = new Set(plan.dropNamesHex);
+        const after: RingState = {
+          ...state,
+          epoch: code,
+          keys: [...state.keys.filter((old) => !dropped.has(keyNameHex(old.name))), key],
+          lastRotatedAtMs: nowMs,
+        };
+        return { result: 'ok', state: after, publishedNameHex: nameHex };
       }
       throw contention(ring);
     });
