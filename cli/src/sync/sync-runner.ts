@@ -112,6 +112,9 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
         open: () => client.watchKeySet({ ring, nodeId: options.nodeId, heartbeatIntervalMs: 0 }),
         onMessage: (message) => {
           if (!message.keySet) return;
+          if (message.keySet.epoch !== keySet?.epoch) {
+            options.log({ event: 'key set received', ring, epoch: message.keySet.epoch });
+          }
           keySet = message.keySet;
           applyKeys();
         },
@@ -131,6 +134,7 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
           }),
         onMessage: (message) => {
           if (message.snapshot) {
+            options.log({ event: 'staple snapshot', certificates: message.snapshot.certificates.length });
             certificates.clear();
             for (const record of message.snapshot.certificates) certificates.set(record.id, record);
           } else if (message.updated) {
