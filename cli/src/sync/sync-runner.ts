@@ -76,13 +76,25 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
       .catch((error: Error) => options.log({ event: 'apply failed', error: error.message }));
   };
 
+  // A failed apply (a full disk, HAProxy restarting) is retried on its own:
+  // the stream may stay quiet for an hour, the terminator must not.
+  const retryDelayMs = (failures: number) => Math.min(1000 * 2 ** failures, 60_000);
+  let keyFailures = 0;
+  let stapleFailures = 0;
+
   const applyKeys = () =>
     enqueue(async () => {
       if (stopped || !keySet) return;
       const current = keySet;
       const nowMs = options.clock();
-      report('key set', await options.target.applyKeySet(current, nowMs));
       clearTimeout(keyTimer);
+      try {
+        report('key set', await options.target.applyKeySet(current, nowMs));
+      } catch (error) {
+        keyTimer = setTimeout(applyKeys, retryDelayMs(keyFailures++));
+        throw error;
+      }
+      keyFailures = 0;
       keyTimer = armTimer(nextTransitionMs(current, nowMs), applyKeys);
       options.ticketKeys?.ackKeySet(
         { ring: current.ring, nodeId: options.nodeId, epoch: current.epoch },
@@ -95,9 +107,15 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
       if (stopped) return;
       const nowMs = options.clock();
       const records = [...certificates.values()];
-      report('staples', await options.target.applyStaples(records, nowMs));
-      const expiries = records.map((record) => record.staple?.nextUpdateMs ?? 0).filter((at) => at > nowMs);
       clearTimeout(stapleTimer);
+      try {
+        report('staples', await options.target.applyStaples(records, nowMs));
+      } catch (error) {
+        stapleTimer = setTimeout(applyStaples, retryDelayMs(stapleFailures++));
+        throw error;
+      }
+      stapleFailures = 0;
+      const expiries = records.map((record) => record.staple?.nextUpdateMs ?? 0).filter((at) => at > nowMs);
       stapleTimer = armTimer(expiries.length ? Math.min(...expiries) : undefined, applyStaples);
     });
 
