@@ -93,13 +93,35 @@ async function signatureVerifies(
   }
 }
 
+/**
+ * Whether `issuer` signed `certificate`, memoised on the exact DER of both: a
+ * responder certificate is the same in every response for weeks, and checking
+ * its signature each time would double the public-key work per fetch.
+ */
+const issuedByCache = new Map<string, boolean>();
+const issuedByCacheLimit = 1024;
+
 async function issuedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificate): Promise<boolean> {
   if (!certificate.issuer.isEqual(issuer.subject)) return false;
+  // Everything the signature check reads: the signed bytes, the algorithm,
+  // the signature, and the issuer's key.
+  const key = createHash('sha256')
+    .update(certificate.tbsView)
+    .update(new Uint8Array(certificate.signatureAlgorithm.toSchema().toBER(false)))
+    .update(certificate.signatureValue.valueBlock.valueHexView)
+    .update(new Uint8Array(issuer.subjectPublicKeyInfo.toSchema().toBER(false)))
+    .digest('hex');
+  const known = issuedByCache.get(key);
+  if (known !== undefined) return known;
+  let verified: boolean;
   try {
-    return await certificate.verify(issuer);
+    verified = await certificate.verify(issuer);
   } catch {
-    return false;
+    verified = false;
   }
+  if (issuedByCache.size >= issuedByCacheLimit) issuedByCache.clear();
+  issuedByCache.set(key, verified);
+  return verified;
 }
 
 /**

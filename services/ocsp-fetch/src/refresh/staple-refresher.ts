@@ -4,12 +4,15 @@ import { fetchOcspOverHttp, type HttpFetchLimits } from '../fetch/http-fetch.js'
 import type { ResponderLimiter } from '../fetch/responder-limiter.js';
 import { responderOrigin } from '../fetch/responder-limiter.js';
 import { FetchResult } from '../ocsp/fetch-result.js';
-import { buildOcspRequest, type CertIdHash } from '../ocsp/ocsp-request.js';
+import { buildOcspRequest, type CertIdHash, type OcspRequestForCertificate } from '../ocsp/ocsp-request.js';
 import { validateOcspResponse } from '../ocsp/validate-response.js';
-import { parseCertificateDer } from '../pki/certificate-chain.js';
+import { parseCertificateDer, type ParsedChain } from '../pki/certificate-chain.js';
+import type * as pkijs from 'pkijs';
 import type { CertificateStore } from '../store/certificate-store.js';
 import { certificateLabel, type OcspMetrics } from '../metrics/ocsp-metrics.js';
 import { nextRefreshAtMs, nextRetryAtMs, type RefreshPolicy } from './refresh-schedule.js';
+
+const preparedCacheLimit = 50_000;
 
 /** What one refresh of one certificate needs; resolved options plus narrow collaborators. */
 export interface StapleRefresherDeps {
@@ -44,7 +47,26 @@ export type RefreshOutcome =
  * failure records why and backs off; it never touches the stored staple.
  */
 export class StapleRefresher {
+  /** Parsed issuer and built request per certificate: both are fixed for as long as the id is registered. */
+  readonly #prepared = new Map<
+    string,
+    { issuerDer: Uint8Array; issuer: pkijs.Certificate; request: OcspRequestForCertificate }
+  >();
+
   constructor(private readonly deps: StapleRefresherDeps) {}
+
+  async #prepare(
+    chain: ParsedChain,
+  ): Promise<{ issuer: pkijs.Certificate; request: OcspRequestForCertificate }> {
+    const cached = this.#prepared.get(chain.id);
+    if (cached && Buffer.from(cached.issuerDer).equals(Buffer.from(chain.issuerDer))) return cached;
+    const issuer = parseCertificateDer(chain.issuerDer);
+    const request = await buildOcspRequest(parseCertificateDer(chain.leafDer), issuer, this.deps.certIdHash);
+    if (this.#prepared.size >= preparedCacheLimit) this.#prepared.delete(this.#prepared.keys().next().value!);
+    const prepared = { issuerDer: chain.issuerDer, issuer, request };
+    this.#prepared.set(chain.id, prepared);
+    return prepared;
+  }
 
   async refresh(id: string): Promise<RefreshOutcome> {
     const { store, metrics, logger, limiter, clock, random, policy } = this.deps;
@@ -54,9 +76,7 @@ export class StapleRefresher {
     if (!url) return { kind: 'no_ocsp_url' };
     const responder = responderOrigin(url);
 
-    const leaf = parseCertificateDer(certificate.chain.leafDer);
-    const issuer = parseCertificateDer(certificate.chain.issuerDer);
-    const request = await buildOcspRequest(leaf, issuer, this.deps.certIdHash);
+    const { issuer, request } = await this.#prepare(certificate.chain);
 
     const startedAt = performance.now();
     const answer = await limiter.run(responder, () => fetchOcspOverHttp(url, request.der, this.deps.http));

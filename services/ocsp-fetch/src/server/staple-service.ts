@@ -145,7 +145,7 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
     context: CallContext,
   ): Promise<void> => {
     const nodeId = request.nodeId ?? '';
-    if (!/^[\x21-\x7e]{1,128}$/.test(nodeId))
+    if (!/^[\x20-\x7e]{1,128}$/.test(nodeId))
       throw invalidArgument('node_id', 'must be 1 to 128 printable ASCII characters');
     const heartbeatMs = heartbeatIntervalOf(request, deps.defaultHeartbeatIntervalMs);
     const wanted = new Set((request.ids ?? []).map((id) => certificateId('ids', id)));
