@@ -60,9 +60,18 @@ async function runSync(
         log({ event: 'key set applied', ...(await target.applyKeySet(response.keySet, nowMs)) });
     }
     if (options.staples) {
+      // Without the staple service a terminator still starts (it staples
+      // nothing yet: nginx gets a tryLater placeholder, HAProxy no file); the
+      // long-running sidecar fills the staples in once the service answers.
       const client = context.clients.staples();
-      const response = await unary(client.listCertificates.bind(client), {}, context.timeoutMs);
-      log({ event: 'staples applied', ...(await target.applyStaples(response.certificates, nowMs)) });
+      const certificates = await unary(client.listCertificates.bind(client), {}, context.timeoutMs).then(
+        (response) => response.certificates,
+        (error: Error) => {
+          log({ event: 'staples unavailable', error: error.message });
+          return [];
+        },
+      );
+      log({ event: 'staples applied', ...(await target.applyStaples(certificates, nowMs)) });
     }
     return;
   }
