@@ -162,3 +162,8 @@ export {
   type HostPort,
 } from './node/node-config.js';
 export { startEngineNode, type EngineNode, type NodeLogger } from './node/engine-node.js';
+export {
+  parseServerFlight,
+  probeCertificateRequest,
+  type CertificateRequestProbe,
+} from './ocsp-client/certificate-request.js';

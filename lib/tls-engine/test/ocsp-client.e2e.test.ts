@@ -24,6 +24,7 @@ import {
   attach,
   certificateId,
   connectWithStapleCheck,
+  probeCertificateRequest,
   selectClientCertificate,
   StapleCache,
   StapleCheckError,
@@ -297,6 +298,46 @@ describe('client-certificate selection', () => {
     assert.equal(await handshakeAs(selected.connectOptions), 'authorized alice');
     // The leaf alone does not chain to the root: why the whole chain matters.
     assert.match(await handshakeAs({ key: alice.keyPem(), cert: alice.certPem() }), /^unauthorized/);
+  });
+
+  test('the acceptable issuers can be learnt from the server itself (a TLS 1.2 probe), and pick the same', async () => {
+    const probe = await probeCertificateRequest({ host: '127.0.0.1', port, serverName: 'localhost' });
+    assert.equal(probe.kind, 'requested', JSON.stringify(probe));
+    const issuers = probe.kind === 'requested' ? probe.acceptableIssuers : [];
+    assert.deepEqual(issuers, acceptableIssuersFromPem(pki.root.certPem()));
+    const candidates = [
+      { key: pki.unrelated.keyPem(), chainPem: pki.unrelated.certPem(), label: 'unrelated' },
+      { key: alice.keyPem(), chainPem: alice.chainPem(), label: 'alice' },
+    ];
+    const selected = selectClientCertificate(candidates, issuers);
+    assert.equal(selected?.label, 'alice');
+    assert.equal(await handshakeAs(selected.connectOptions), 'authorized alice');
+  });
+
+  test('the probe: a server that asks for no certificate says so; a TLS 1.3-only server is an error', async () => {
+    const plain = tls.createServer({ cert: pki.leaf.chainPem(), key: pki.leaf.keyPem() }, (socket) =>
+      socket.end(),
+    );
+    const modern = tls.createServer(
+      { cert: pki.leaf.chainPem(), key: pki.leaf.keyPem(), minVersion: 'TLSv1.3', requestCert: true },
+      (socket) => socket.end(),
+    );
+    for (const server of [plain, modern]) server.on('tlsClientError', () => {});
+    await Promise.all(
+      [plain, modern].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
+    );
+    try {
+      const portOf = (server: tls.Server) => (server.address() as { port: number }).port;
+      assert.deepEqual(await probeCertificateRequest({ host: '127.0.0.1', port: portOf(plain) }), {
+        kind: 'not-requested',
+      });
+      assert.equal(
+        (await probeCertificateRequest({ host: '127.0.0.1', port: portOf(modern) })).kind,
+        'error',
+      );
+    } finally {
+      await Promise.all([plain, modern].map((server) => new Promise((resolve) => server.close(resolve))));
+    }
   });
 
   test('matches on an intermediate too; nothing acceptable → none; an empty list → the first', () => {
