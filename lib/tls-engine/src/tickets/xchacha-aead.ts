@@ -19,8 +19,8 @@ export interface TicketAead {
 }
 
 /**
- * A derived 32-byte engine key with its little-endian word form precomputed,
- * so HChaCha20 on the hot path neither copies nor converts it.
+ * A derived 32-byte engine key with a 32-bit word view of it, so HChaCha20 on
+ * the hot path neither copies nor converts it.
  */
 export interface AeadKey {
   readonly bytes: Uint8Array;
@@ -32,16 +32,8 @@ export function aeadKey(bytes: Uint8Array): AeadKey {
     throw new RangeError(`an engine AEAD key is ${AEAD_KEY_BYTES} bytes, got ${bytes.length}`);
   }
   const copy = Uint8Array.from(bytes);
-  return { bytes: copy, words: littleEndianWords(copy, 0, 8) };
-}
-
-function littleEndianWords(bytes: Uint8Array, offset: number, count: number): Uint32Array {
-  const words = new Uint32Array(count);
-  for (let i = 0; i < count; i++) {
-    const at = offset + 4 * i;
-    words[i] = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
-  }
-  return words;
+  // A word view in memory byte order, which is what noble's hchacha takes (it swaps on big-endian).
+  return { bytes: copy, words: new Uint32Array(copy.buffer, copy.byteOffset, 8) };
 }
 
 /** The reference: @noble/ciphers' xchacha20poly1305, pure JavaScript. */
@@ -57,8 +49,9 @@ export const nobleTicketAead: TicketAead = {
   },
 };
 
-// "expand 32-byte k" as four little-endian words (RFC 8439 §2.3).
-const SIGMA = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574);
+// "expand 32-byte k" (RFC 8439 §2.3), as words in memory byte order like the key and nonce.
+const SIGMA_BYTES = Uint8Array.from(Buffer.from('expand 32-byte k', 'latin1'));
+const SIGMA = new Uint32Array(SIGMA_BYTES.buffer, 0, 4);
 
 /**
  * XChaCha20 is ChaCha20 under a subkey HChaCha20(key, nonce[0..16]) with the
@@ -67,20 +60,17 @@ const SIGMA = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574);
  * The scratch buffers are reused because this is synchronous and OpenSSL
  * copies key and nonce into its own context; they are wiped after each use.
  */
-const scratchNonceWords = new Uint32Array(4);
-const scratchSubkeyWords = new Uint32Array(8);
-const scratchSubkey = Buffer.alloc(32);
+const scratchNonceBytes = new Uint8Array(16);
+const scratchNonceWords = new Uint32Array(scratchNonceBytes.buffer, 0, 4);
+const scratchSubkey = Buffer.from(new ArrayBuffer(32));
+// hchacha writes its output words in memory byte order (it swaps on big-endian hosts), so a
+// word view over the subkey buffer receives the subkey bytes directly.
+const scratchSubkeyWords = new Uint32Array(scratchSubkey.buffer, 0, 8);
 const scratchIetfNonce = Buffer.alloc(12);
 
 function deriveSubkey(key: AeadKey, nonce: Uint8Array): void {
-  for (let i = 0; i < 4; i++) {
-    const at = 4 * i;
-    scratchNonceWords[i] =
-      nonce[at]! | (nonce[at + 1]! << 8) | (nonce[at + 2]! << 16) | (nonce[at + 3]! << 24);
-  }
+  scratchNonceBytes.set(nonce.subarray(0, 16));
   hchacha(SIGMA, key.words, scratchNonceWords, scratchSubkeyWords);
-  for (let i = 0; i < 8; i++) scratchSubkey.writeUInt32LE(scratchSubkeyWords[i]!, 4 * i);
-  scratchSubkeyWords.fill(0);
   scratchIetfNonce.set(nonce.subarray(16, 24), 4);
 }
 
