@@ -60,7 +60,12 @@ export function haproxyTicketKeyFileText(layout: HaproxyTicketKeyLayout): string
  * key and appends one, so the shortest sequence is: find the smallest k such
  * that the current ring's last 3-k keys are the desired first 3-k, then push
  * the desired last k. A normal rotation is one push; anything else (a revoked
- * key, a restart with another filler) at most three.
+ * key, a restart with another filler) at most three. Between those pushes
+ * HAProxy briefly seals with the previous ultimate key (after a sidecar
+ * restart, a filler of the old process): tickets from those milliseconds get
+ * a full handshake on other nodes, never a wrong resumption. An old filler is
+ * never kept instead, because nothing tells it apart from an expired key that
+ * must stop opening tickets.
  */
 export function haproxyTicketKeyPushes(current: readonly string[], desired: readonly string[]): string[] {
   if (desired.length !== HAPROXY_TICKET_KEY_COUNT) {
