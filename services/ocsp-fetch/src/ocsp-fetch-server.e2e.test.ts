@@ -377,6 +377,24 @@ test('bad ids and selectors are INVALID_ARGUMENT; unknown ids NOT_FOUND', async 
   assert.equal(await code(api.get({ fingerprintSha256: Buffer.alloc(5) })), grpc.status.INVALID_ARGUMENT);
   assert.equal(await code(api.get({ id: '0'.repeat(64) })), grpc.status.NOT_FOUND);
   assert.equal(await code(api.unregister({ id: '0'.repeat(64) })), grpc.status.NOT_FOUND);
+  const watchError = (request: { ids: string[]; nodeId: string; heartbeatIntervalMs: number }) =>
+    new Promise<number>((resolve) => {
+      const stream = api.client.watchStaples(request);
+      stream.on('data', () => {});
+      stream.on('error', (error: grpc.ServiceError) => resolve(error.code));
+    });
+  assert.equal(
+    await watchError({ ids: [], nodeId: '', heartbeatIntervalMs: 0 }),
+    grpc.status.INVALID_ARGUMENT,
+  );
+  assert.equal(
+    await watchError({ ids: [], nodeId: 'n', heartbeatIntervalMs: 50 }),
+    grpc.status.INVALID_ARGUMENT,
+  );
+  assert.equal(
+    await watchError({ ids: ['nothex'], nodeId: 'n', heartbeatIntervalMs: 0 }),
+    grpc.status.INVALID_ARGUMENT,
+  );
 });
 
 test('a revoked certificate: the revoked staple is served, with the revoked metric at 1', async () => {
