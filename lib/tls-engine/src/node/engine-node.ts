@@ -4,7 +4,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { StapleServiceClient, TicketKeyServiceClient } from '@keyfleet/proto';
+import { X509Certificate } from 'node:crypto';
+import { StapleServiceClient, StapleStatus, TicketKeyServiceClient } from '@keyfleet/proto';
+import { certificateId } from '../staples/certificate-id.js';
 import { channelCredentials } from '../client/channel-credentials.js';
 import { KeySetProvider } from '../providers/key-set-provider.js';
 import { WatchStaplesProvider } from '../staples/watch-staples-provider.js';
@@ -79,6 +81,12 @@ export async function startEngineNode(
     : undefined;
 
   const secure = { cert: readFileSync(config.certChainPath), key: readFileSync(config.keyPath) };
+  const leafPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+    secure.cert.toString('utf8'),
+  );
+  if (!leafPem) throw new Error(`KEYFLEET_CERT_CHAIN: no PEM certificate in ${config.certChainPath}`);
+  const leafId = certificateId(new X509Certificate(leafPem[0]).raw);
+  const startedAtMs = Date.now();
   const upstream = config.upstream;
   let server: tls.Server;
   if (upstream) {
@@ -126,10 +134,17 @@ export async function startEngineNode(
         );
       } else if (request.method === 'GET' && request.url === '/healthz') {
         // Ready once a key set is held (before that no tickets are issued) and
-        // the staple snapshot arrived (so the first handshake is stapled).
+        // the staple snapshot arrived, with the leaf's first fetch done when the
+        // service is still on it (so the first handshake is stapled), for at
+        // most stapleWaitMs: a responder that is down must not keep us out.
+        const pendingStaple =
+          staples !== undefined &&
+          staples.statusOf(leafId) === StapleStatus.PENDING &&
+          Date.now() - startedAtMs < config.stapleWaitMs;
         const missing = [
           ...(keys.schedule() === undefined ? ['no key set yet'] : []),
           ...(staples && !staples.synced ? ['no staple snapshot yet'] : []),
+          ...(pendingStaple ? ['first staple still being fetched'] : []),
         ];
         response
           .writeHead(missing.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })

@@ -31,6 +31,12 @@ export interface EngineNodeConfig {
   readonly strictMustStaple: boolean;
   /** KEYFLEET_SHUTDOWN_GRACE_MS: how long SIGTERM waits for open connections. Default 10000. */
   readonly shutdownGraceMs: number;
+  /**
+   * KEYFLEET_STAPLE_WAIT_MS: how long readiness waits for the first staple of a
+   * certificate the service is still fetching (PENDING), so the first
+   * handshake is stapled; after it the node is ready without one. Default 10000.
+   */
+  readonly stapleWaitMs: number;
   /** KEYFLEET_INSECURE_DEV, or KEYFLEET_CLIENT_CA / _CERT / _KEY (mTLS to the services). */
   readonly connection: ServiceConnection;
 }
@@ -84,6 +90,11 @@ export function compileEngineNodeConfig(env: Readonly<Record<string, string | un
   if (!Number.isSafeInteger(shutdownGraceMs) || shutdownGraceMs < 0 || shutdownGraceMs > 600_000) {
     throw new ConfigError(`KEYFLEET_SHUTDOWN_GRACE_MS: 0 to 600000, got "${graceText}"`);
   }
+  const waitText = get('KEYFLEET_STAPLE_WAIT_MS') ?? '10000';
+  const stapleWaitMs = Number(waitText);
+  if (!Number.isSafeInteger(stapleWaitMs) || stapleWaitMs < 0 || stapleWaitMs > 600_000) {
+    throw new ConfigError(`KEYFLEET_STAPLE_WAIT_MS: 0 to 600000, got "${waitText}"`);
+  }
   let connection: ServiceConnection;
   try {
     connection = serviceConnectionFromEnv(env);
@@ -104,6 +115,7 @@ export function compileEngineNodeConfig(env: Readonly<Record<string, string | un
     upstream: upstream ? hostPort('KEYFLEET_UPSTREAM', upstream) : undefined,
     strictMustStaple: flag('KEYFLEET_STRICT_MUST_STAPLE', get('KEYFLEET_STRICT_MUST_STAPLE')),
     shutdownGraceMs,
+    stapleWaitMs,
     connection,
   };
 }

@@ -1,4 +1,5 @@
 import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type { StapleStatus } from '@keyfleet/proto';
 import {
   OcspCertStatus,
   type CertificateRecord,
@@ -58,6 +59,7 @@ export class WatchStaplesProvider implements StapleSource {
   private loop: WatchLoop | undefined;
   private readonly unsubscribeCache: () => void;
   private snapshotReceived = false;
+  private readonly statusById = new Map<string, StapleStatus>();
 
   constructor(private readonly options: WatchStaplesProviderOptions) {
     if (!options.nodeId) throw new Error('WatchStaplesProvider: nodeId is required');
@@ -73,6 +75,14 @@ export class WatchStaplesProvider implements StapleSource {
 
   lookup(certificateId: string, nowMs: number): StapleLookup {
     return this.cache.lookup(certificateId, nowMs);
+  }
+
+  /**
+   * Where the service says a certificate stands (PENDING until its first
+   * fetch); undefined when it is not registered or no snapshot arrived yet.
+   */
+  statusOf(certificateId: string): StapleStatus | undefined {
+    return this.statusById.get(certificateId);
   }
 
   addListener(listener: () => void): void {
@@ -113,15 +123,19 @@ export class WatchStaplesProvider implements StapleSource {
   private apply(message: WatchStaplesResponse): void {
     if (message.snapshot) {
       const entries: [string, CachedStaple][] = [];
+      this.statusById.clear();
       for (const record of message.snapshot.certificates) {
+        this.statusById.set(record.id, record.status);
         const staple = cachedStapleOf(record);
         if (staple) entries.push([record.id, staple]);
       }
       this.cache.replaceAll(entries);
       this.snapshotReceived = true;
     } else if (message.updated) {
+      this.statusById.set(message.updated.id, message.updated.status);
       this.cache.set(message.updated.id, cachedStapleOf(message.updated));
     } else if (message.removedId) {
+      this.statusById.delete(message.removedId);
       this.cache.set(message.removedId, undefined);
     }
   }
