@@ -311,6 +311,12 @@ export async function runFleetConsistency(options: FleetRunOptions = {}): Promis
     }
     running = false;
     await rotator;
+    // Let the last rotation reach every node before counting which epochs missed one.
+    const lastEpoch = Math.max(0, ...rotatedAt.keys());
+    const settleBy = Date.now() + 3000;
+    while (Date.now() < settleBy && !providers.every((p) => (p.current()?.epoch ?? 0) >= lastEpoch)) {
+      await sleep(10);
+    }
 
     // An epoch some node never received (it may have skipped straight to a later one) counts as
     // missing; fan-out is measured over the epochs every node applied.
