@@ -106,6 +106,8 @@ test('registering fetches a good staple at once and pushes it to a watcher', asy
   const registered = await api.register({ chainPem: pki.leaf.chainPem() });
   assert.equal(registered.created, true);
   const record = registered.certificate!;
+  assert.equal(record.status, StapleStatus.PENDING, 'registered; the first fetch runs after');
+  assert.equal(record.staple, undefined);
   leafId = record.id;
   assert.match(record.id, /^[0-9a-f]{64}$/);
   assert.deepEqual(record.dnsNames, ['localhost', 'keyfleet.test']);
@@ -246,13 +248,20 @@ test('signed by the issuer itself: accepted', async () => {
 });
 
 test('an expired response (the service clock is 2 h ahead): rejected, nothing served expired', async () => {
+  const watcher = api.watch([leafId], 200);
+  await waitFor('the snapshot', () => watcher.messages.some((m) => m.snapshot));
   clockOffsetMs = 2 * 3_600_000;
   try {
     await expectFailureKeepsStaple('expired', /has passed/);
     const record = (await api.get({ id: leafId })).certificate!;
     assert.equal(record.status, StapleStatus.EXPIRED);
     assert.equal(record.staple, undefined, 'an expired staple is never served');
+    const pushed = await waitFor('EXPIRED pushed to the watcher', () =>
+      watcher.messages.find((m) => m.updated?.status === StapleStatus.EXPIRED),
+    );
+    assert.equal(pushed.updated?.staple, undefined);
   } finally {
+    watcher.stream.cancel();
     clockOffsetMs = 0;
   }
   await backToGood();
@@ -266,6 +275,33 @@ test('thisUpdate in the future (the service clock is 1 h behind): rejected', asy
     clockOffsetMs = 0;
   }
   await backToGood();
+});
+
+test('a new certificate whose first fetches fail is FETCH_FAILING, then GOOD once the responder answers', async () => {
+  front.mode = 'http500';
+  const fresh = pki.issueLeaf('fresh', { dnsNames: ['fresh.test'] });
+  let id = '';
+  try {
+    id = (await api.register({ chainPem: fresh.chainPem() })).certificate!.id;
+    const failing = await waitFor('FETCH_FAILING', async () => {
+      const current = (await api.get({ id })).certificate;
+      return current?.status === StapleStatus.FETCH_FAILING ? current : undefined;
+    });
+    assert.equal(failing.staple, undefined);
+    assert.match(failing.fetch!.lastError, /http 500/);
+    await waitFor(
+      'the fetch_failing gauge',
+      async () =>
+        (await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'fetch_failing' })) === 1,
+    );
+  } finally {
+    front.mode = 'proxy';
+  }
+  await waitFor(
+    'GOOD after recovery',
+    async () => (await api.get({ id })).certificate?.status === StapleStatus.GOOD,
+  );
+  await api.unregister({ id });
 });
 
 test('a certificate unknown to the responder gets a valid UNKNOWN staple', async () => {
