@@ -28,7 +28,7 @@ import {
 import { nginxTicketKeyFileName } from '../src/sync/nginx-ticket-keys.js';
 import { runCli, spawnCli, stopCli } from './cli-process.js';
 import { startTicketKeys } from './ticket-keys-service.js';
-import { eventually, handshake } from './tls-client.js';
+import { eventually, handshake, ticketKeyName } from './tls-client.js';
 
 requireCommand('nginx');
 requireCommand('haproxy');
@@ -263,4 +263,33 @@ test('a CLI rotation reaches both terminators once the key activates; old ticket
     const ring = status.json<{ rings: { watchers: number; ackCoverage: number }[] }>().rings[0]!;
     return ring.watchers >= 2 && ring.ackCoverage === 1;
   });
+});
+
+test('a CLI revocation reaches both terminators: tickets under the revoked key stop resuming', async () => {
+  // After the rotation above, the first key is DECRYPT_ONLY: its tickets resume until revoked.
+  const status = await cli('status', '--ring', 'edge', '--no-staples');
+  const keys = status.json<{ rings: { keySet: { keys: { name: string; state: string }[] } }[] }>().rings[0]!
+    .keySet.keys;
+  const victim = keys.find((key) => key.state === 'decrypt_only')?.name;
+  assert.ok(victim, `a DECRYPT_ONLY key to revoke: ${JSON.stringify(keys)}`);
+
+  // Tickets under the victim: the ones saved before the rotation in the previous test.
+  const copies = { nginx: session('before-nginx'), HAProxy: session('before-haproxy') };
+  for (const name of ['nginx', 'HAProxy'] as const) {
+    const port = name === 'nginx' ? nginxPort : haproxyPort;
+    assert.equal(ticketKeyName(copies[name]), victim, `${name}: the saved ticket is under the victim`);
+    const resumed = await handshake({ port, caFile: ca(), tlsVersion: '1.2', sessIn: copies[name] });
+    assert.equal(resumed.reused, true, `${name}: resumes before the revocation`);
+  }
+
+  const revoked = await cli('revoke', 'edge', victim, '--reason', 'sidecar test');
+  assert.equal(revoked.code, 0, revoked.stderr);
+  for (const name of ['nginx', 'HAProxy'] as const) {
+    const port = name === 'nginx' ? nginxPort : haproxyPort;
+    await eventually(
+      `${name} drops the revoked key`,
+      async () => !(await handshake({ port, caFile: ca(), tlsVersion: '1.2', sessIn: copies[name] })).reused,
+      30_000,
+    );
+  }
 });
