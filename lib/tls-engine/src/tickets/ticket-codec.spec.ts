@@ -31,7 +31,7 @@ function sealAt(nowMs: number, body: TicketPayload = payload, keys = ring) {
 test('a sealed ticket has the v1 layout: 0x01 | key name | nonce | ciphertext | tag', () => {
   const ticket = sealAt(0);
   assert.equal(ticket[0], 0x01);
-  assert.deepEqual(ticket.subarray(1, 17), new Uint8Array(16).fill(1));
+  assert.deepEqual(Buffer.from(ticket.subarray(1, 17)), Buffer.alloc(16, 1));
   assert.equal(ticket.length, MIN_TICKET_BYTES + 13 + 7 + 12 + 64);
   // Fresh random nonces: the same payload never seals to the same bytes.
   assert.notDeepEqual(sealAt(0).subarray(17, 41), ticket.subarray(17, 41));
@@ -210,4 +210,11 @@ test('sealing over a limit is a caller bug: RangeError, naming the field', () =>
   });
   assert.ok(largest.length <= ticketLimits.maxTicketBytes);
   assert.equal(codec.open(largest, ring, 10).status, TicketStatus.SUCCESS);
+});
+
+test('the key name in the result is a copy, never a view of the caller’s Buffer', () => {
+  const ticket = Buffer.from(sealAt(0));
+  const opened = codec.open(ticket, ring, 10);
+  ticket.fill(0);
+  assert.deepEqual(Buffer.from(opened.keyName!), Buffer.alloc(16, 1));
 });

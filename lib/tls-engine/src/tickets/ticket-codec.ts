@@ -13,7 +13,13 @@ import {
   ticketLimits,
   type TicketPayload,
 } from './ticket-format.js';
-import { AEAD_NONCE_BYTES, nodeTicketAead, type AeadKey, type TicketAead } from './xchacha-aead.js';
+import {
+  AEAD_NONCE_BYTES,
+  AEAD_TAG_BYTES,
+  nodeTicketAead,
+  type AeadKey,
+  type TicketAead,
+} from './xchacha-aead.js';
 
 /** The keys a codec seals and opens with: the schedule and each key's derived AEAD key. */
 export interface CodecKeys {
@@ -71,8 +77,8 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       randomFill(pool);
       poolOffset = 0;
     }
+    // Each pool byte is handed out once; nonces are public, so used bytes need no wiping.
     into.set(pool.subarray(poolOffset, poolOffset + AEAD_NONCE_BYTES));
-    pool.fill(0, poolOffset, poolOffset + AEAD_NONCE_BYTES);
     poolOffset += AEAD_NONCE_BYTES;
   };
 
@@ -100,14 +106,13 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
     ring: options.ring,
     sealWith(key, aeadKey, payload) {
       const plaintext = encodePlaintext(payload);
-      const header = new Uint8Array(TICKET_HEADER_BYTES);
-      header[0] = TICKET_VERSION_1;
-      header.set(key.name, 1);
-      const nonce = header.subarray(1 + KEY_NAME_BYTES);
+      // The header is written in place; every byte of the ticket is set below.
+      const ticket = Buffer.allocUnsafe(TICKET_HEADER_BYTES + plaintext.length + AEAD_TAG_BYTES);
+      ticket[0] = TICKET_VERSION_1;
+      ticket.set(key.name, 1);
+      const nonce = ticket.subarray(1 + KEY_NAME_BYTES, TICKET_HEADER_BYTES);
       nextNonce(nonce);
       const sealed = aead.seal(aeadKey, nonce, aadFor(key.nameHex, key.name), plaintext);
-      const ticket = new Uint8Array(TICKET_HEADER_BYTES + sealed.length);
-      ticket.set(header, 0);
       ticket.set(sealed, TICKET_HEADER_BYTES);
       return ticket;
     },
@@ -117,8 +122,8 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       if (ticket[0] !== TICKET_VERSION_1 || ticket.length < MIN_TICKET_BYTES) {
         return noDecrypt(TicketReason.MALFORMED);
       }
-      // Copied so the result never aliases the caller's buffer.
-      const keyName = ticket.slice(1, 1 + KEY_NAME_BYTES);
+      // Copied (also from a Buffer, whose slice is a view) so the result never aliases the caller's buffer.
+      const keyName = new Uint8Array(ticket.subarray(1, 1 + KEY_NAME_BYTES));
       const nameHex = keyNameHex(keyName);
       const key = keys?.schedule.find(nameHex);
       if (!keys || !key) {
