@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments, parse, stringify } from 'yaml';
+import { parseClientRoles } from '@keyfleet/service-kit';
 import { makeTempDir, requireCommand } from '@keyfleet/test-support';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
@@ -227,4 +228,20 @@ test('Dockerfile: multi-stage, non-root user', () => {
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2);
   const user = /^USER (\S+)/m.exec(dockerfile)?.[1] ?? '';
   assert.ok(user && !/^(0|root)(:|$)/.test(user), `USER ${user}`);
+});
+
+test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, others read', () => {
+  const roles = parseClientRoles(readFileSync(path.join(root, 'deploy/k8s/base/roles.json'), 'utf8'));
+  assert.equal(roles.roleOf({ commonName: 'keyfleet-admin', fingerprintSha256: '00' }), 'admin');
+  assert.equal(roles.roleOf({ commonName: 'keyfleet-node', fingerprintSha256: '00' }), 'reader');
+});
+
+test('the dev KEK file has the format ticket-keys reads (and is marked development-only)', async () => {
+  const { parseKekFile } = await import('@keyfleet/ticket-keys');
+  const keks = parseKekFile(readFileSync(path.join(root, 'deploy/k8s/overlays/dev/kek.dev'), 'utf8'));
+  assert.equal(keks.primary.id, 'dev-1');
+  assert.match(
+    readFileSync(path.join(root, 'deploy/k8s/overlays/dev/kustomization.yaml'), 'utf8'),
+    /DEVELOPMENT ONLY/,
+  );
 });
