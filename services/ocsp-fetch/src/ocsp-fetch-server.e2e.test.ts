@@ -22,6 +22,13 @@ import {
 } from '@keyfleet/test-support';
 import { createOcspFetchServer, type OcspFetchServer } from './ocsp-fetch-server.js';
 import { ocspRedisKeys } from './store/redis-keys.js';
+import { fetchOcspOverHttp } from './fetch/http-fetch.js';
+import { buildOcspRequest } from './ocsp/ocsp-request.js';
+import { validateOcspResponse } from './ocsp/validate-response.js';
+import { parseCertificateDer } from './pki/certificate-chain.js';
+import { parsePemBlocks } from './pki/pem.js';
+
+const pemToDer = (pem: string) => parsePemBlocks(pem)[0]!.der;
 import {
   startSwitchableResponder,
   type ResponderMode,
@@ -302,6 +309,33 @@ test('a new certificate whose first fetches fail is FETCH_FAILING, then GOOD onc
     async () => (await api.get({ id })).certificate?.status === StapleStatus.GOOD,
   );
   await api.unregister({ id });
+});
+
+test('POST (a request too long for GET) and a SHA-256 CertID both work against openssl', async () => {
+  const leaf = parseCertificateDer(pemToDer(pki.leaf.certPem()));
+  const issuer = parseCertificateDer(pemToDer(pki.intermediate.certPem()));
+  for (const hash of ['sha1', 'sha256'] as const) {
+    const request = await buildOcspRequest(leaf, issuer, hash);
+    const before = front.requests.length;
+    const answer = await fetchOcspOverHttp(front.url, request.der, {
+      connectTimeoutMs: 2000,
+      totalTimeoutMs: 5000,
+      maxResponseBytes: 65_536,
+      getMaxEncodedBytes: 0, // always POST
+    });
+    assert.ok(answer.ok, answer.ok ? '' : answer.detail);
+    assert.equal(answer.method, 'POST');
+    assert.equal(front.requests[before]?.method, 'POST');
+    const verdict = await validateOcspResponse({
+      der: answer.body,
+      certId: request.certId,
+      issuer,
+      nowMs: Date.now(),
+      skewMs: 300_000,
+      maxResponseBytes: 65_536,
+    });
+    assert.ok(verdict.ok, verdict.ok ? '' : `${hash}: ${verdict.reason} ${verdict.detail}`);
+  }
 });
 
 test('a certificate unknown to the responder gets a valid UNKNOWN staple', async () => {
