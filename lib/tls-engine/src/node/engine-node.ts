@@ -134,12 +134,15 @@ export async function startEngineNode(
         );
       } else if (request.method === 'GET' && request.url === '/healthz') {
         // Ready once a key set is held (before that no tickets are issued) and
-        // the staple snapshot arrived, with the leaf's first fetch done when the
-        // service is still on it (so the first handshake is stapled), for at
-        // most stapleWaitMs: a responder that is down must not keep us out.
+        // the staple snapshot arrived, with the leaf's first staple in hand when
+        // the service is still fetching or retrying it (so the first handshake
+        // is stapled), for at most stapleWaitMs: a responder that is down must
+        // not keep the node out.
+        const leafStatus = staples?.statusOf(leafId);
         const pendingStaple =
           staples !== undefined &&
-          staples.statusOf(leafId) === StapleStatus.PENDING &&
+          (leafStatus === StapleStatus.PENDING || leafStatus === StapleStatus.FETCH_FAILING) &&
+          staples.lookup(leafId, Date.now()).kind !== 'fresh' &&
           Date.now() - startedAtMs < config.stapleWaitMs;
         const missing = [
           ...(keys.schedule() === undefined ? ['no key set yet'] : []),
