@@ -170,3 +170,16 @@ test('sync files writes staples once, then follows WatchStaples as a certificate
   assert.ok(readFileSync(target).length > 100);
   assert.equal(await stopCli(sidecar.child), 0, sidecar.lines.join('\n'));
 });
+
+test('staple unregister forgets a certificate; a second unregister and a malformed id fail', async () => {
+  const bad = await cli('staple', 'unregister', 'not-an-id');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /64 lower-case hex digits/);
+  const removed = await cli('staple', 'unregister', leafId());
+  assert.equal(removed.code, 0, removed.stderr);
+  const list = await cli('staple', 'list');
+  assert.ok(!list.json<{ id: string }[]>().some((c) => c.id === leafId()));
+  const again = await cli('staple', 'unregister', leafId());
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /NOT_FOUND|not registered|not found/i);
+});

@@ -29,6 +29,17 @@ export function addStapleCommands(program: Command, env: NodeJS.ProcessEnv): voi
       }),
     );
   staple
+    .command('unregister <id>')
+    .description('forget a certificate and its staple; nodes stop stapling it (re-register to fetch afresh)')
+    .action(
+      withContext(env, async (context, id: string) => {
+        if (!/^[0-9a-f]{64}$/.test(id)) throw new Error('a certificate id is 64 lower-case hex digits');
+        const client = context.clients.staples();
+        await unary(client.unregisterCertificate.bind(client), { id }, context.timeoutMs);
+        context.output.result({ unregistered: id }, () => `unregistered ${id}`);
+      }),
+    );
+  staple
     .command('list')
     .description('every registered certificate with its staple status and expiry')
     .action(
