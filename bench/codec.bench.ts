@@ -14,11 +14,19 @@ import { figure as benchFigure, type BenchFigure } from './bench-figure.js';
 
 const session = randomBytes(256);
 const appdata = randomBytes(64);
-const roundMs = Number(process.env.BENCH_ROUND_MS ?? 400);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
+const roundMs = Number(process.env.BENCH_ROUND_MS ?? 200);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 15);
 
-/** Operations per second of `operation`, the median of several rounds interleaved with the others. */
-function ratesOf(operations: Record<string, () => void>): Record<string, number> {
+/**
+ * Operations per second of each operation: every round runs each operation
+ * for roundMs back to back; `rates` are the medians over the rounds and
+ * `samples` the per-round figures (for ratios paired within a round, which
+ * a loaded machine's swings affect far less than a ratio of medians).
+ */
+function ratesOf(operations: Record<string, () => void>): {
+  rates: Record<string, number>;
+  samples: Record<string, number[]>;
+} {
   const samples: Record<string, number[]> = Object.fromEntries(
     Object.keys(operations).map((name) => [name, []]),
   );
@@ -36,12 +44,17 @@ function ratesOf(operations: Record<string, () => void>): Record<string, number>
       samples[name]!.push((count * 1000) / elapsed);
     }
   }
-  return Object.fromEntries(
-    Object.entries(samples).map(([name, values]) => [
-      name,
-      values.sort((a, b) => a - b)[values.length >> 1]!,
-    ]),
-  );
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+  return {
+    rates: Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)])),
+    samples,
+  };
+}
+
+/** The median over rounds of value / baseline measured in the same round. */
+function pairedRatio(values: number[], baselines: number[]): number {
+  const ratios = values.map((value, round) => value / baselines[round]!).sort((a, b) => a - b);
+  return Math.round(ratios[ratios.length >> 1]! * 1000) / 1000;
 }
 
 function engineWith(aead?: typeof nobleTicketAead): TicketEngine {
@@ -91,7 +104,7 @@ export default async function run(): Promise<BenchFigure[]> {
     return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
   };
 
-  const rates = ratesOf({
+  const { rates, samples } = ratesOf({
     generate: () => engine.generate(session, appdata),
     decrypt: () => engine.decrypt(ticket),
     nobleGenerate: () => reference.generate(session, appdata),
@@ -99,20 +112,15 @@ export default async function run(): Promise<BenchFigure[]> {
     gcmSeal,
     gcmOpen,
   });
-  const figure = (metric: string, value: number, baseline: number): BenchFigure =>
-    benchFigure('codec', metric, Math.round(value), 'ops/s', Math.round(baseline));
+  // value and baseline are medians; ratio is the median of the per-round ratios.
+  const figure = (metric: string, value: string, baseline: string): BenchFigure => ({
+    ...benchFigure('codec', metric, Math.round(rates[value]!), 'ops/s', Math.round(rates[baseline]!)),
+    ratio: pairedRatio(samples[value]!, samples[baseline]!),
+  });
   return [
-    figure('generate (256 B session + 64 B appdata) vs AES-256-GCM seal', rates.generate!, rates.gcmSeal!),
-    figure('decrypt+decide vs AES-256-GCM open', rates.decrypt!, rates.gcmOpen!),
-    figure(
-      'generate, @noble/ciphers reference AEAD, vs AES-256-GCM seal',
-      rates.nobleGenerate!,
-      rates.gcmSeal!,
-    ),
-    figure(
-      'decrypt+decide, @noble/ciphers reference AEAD, vs AES-256-GCM open',
-      rates.nobleDecrypt!,
-      rates.gcmOpen!,
-    ),
+    figure('generate (256 B session + 64 B appdata) vs AES-256-GCM seal', 'generate', 'gcmSeal'),
+    figure('decrypt+decide vs AES-256-GCM open', 'decrypt', 'gcmOpen'),
+    figure('generate, @noble/ciphers reference AEAD, vs AES-256-GCM seal', 'nobleGenerate', 'gcmSeal'),
+    figure('decrypt+decide, @noble/ciphers reference AEAD, vs AES-256-GCM open', 'nobleDecrypt', 'gcmOpen'),
   ];
 }
