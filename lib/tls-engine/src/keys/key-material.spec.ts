@@ -20,9 +20,11 @@ const reference = (label: string, length: number) =>
 
 test('derivation matches RFC 5869 HKDF-SHA256 as node:crypto computes it', () => {
   assert.deepEqual(Buffer.from(engineAeadKey(secret)), reference(derivationLabels.engineAead, 32));
-  const openssl = reference(derivationLabels.openssl256, 64);
-  assert.deepEqual(Buffer.from(openssl256Keys(secret).hmacKey), openssl.subarray(0, 32));
-  assert.deepEqual(Buffer.from(openssl256Keys(secret).aesKey), openssl.subarray(32));
+  for (const terminator of ['nginx', 'haproxy'] as const) {
+    const openssl = reference(derivationLabels[`${terminator}256`], 64);
+    assert.deepEqual(Buffer.from(openssl256Keys(secret, terminator).hmacKey), openssl.subarray(0, 32));
+    assert.deepEqual(Buffer.from(openssl256Keys(secret, terminator).aesKey), openssl.subarray(32));
+  }
   const node = reference(derivationLabels.node128, 32);
   assert.deepEqual(Buffer.from(node128Keys(secret).hmacKey), node.subarray(0, 16));
   assert.deepEqual(Buffer.from(node128Keys(secret).aesKey), node.subarray(16));
@@ -31,8 +33,10 @@ test('derivation matches RFC 5869 HKDF-SHA256 as node:crypto computes it', () =>
 test('labels separate formats: no derived key equals another or the secret', () => {
   const all = [
     engineAeadKey(secret),
-    openssl256Keys(secret).hmacKey,
-    openssl256Keys(secret).aesKey,
+    openssl256Keys(secret, 'nginx').hmacKey,
+    openssl256Keys(secret, 'nginx').aesKey,
+    openssl256Keys(secret, 'haproxy').hmacKey,
+    openssl256Keys(secret, 'haproxy').aesKey,
     node128Keys(secret).hmacKey,
     node128Keys(secret).aesKey,
     secret,
@@ -41,13 +45,14 @@ test('labels separate formats: no derived key equals another or the secret', () 
 });
 
 test('file layouts: nginx name|hmac|aes, HAProxy name|aes|hmac, Node name|hmac16|aes16', () => {
-  const { hmacKey, aesKey } = openssl256Keys(secret);
+  const forNginx = openssl256Keys(secret, 'nginx');
   const nginx = nginxTicketKeyFile(name, secret);
   assert.equal(nginx.length, 80);
-  assert.deepEqual(nginx, Buffer.concat([name, hmacKey, aesKey]));
+  assert.deepEqual(nginx, Buffer.concat([name, forNginx.hmacKey, forNginx.aesKey]));
+  const forHaproxy = openssl256Keys(secret, 'haproxy');
   const haproxy = haproxyTicketKey(name, secret);
   assert.equal(haproxy.length, 80);
-  assert.deepEqual(haproxy, Buffer.concat([name, aesKey, hmacKey]));
+  assert.deepEqual(haproxy, Buffer.concat([name, forHaproxy.aesKey, forHaproxy.hmacKey]));
   const node = nodeTicketKeys(name, secret);
   assert.equal(node.length, 48);
   assert.deepEqual(node, Buffer.concat([name, node128Keys(secret).hmacKey, node128Keys(secret).aesKey]));

@@ -7,16 +7,20 @@ import { KEY_NAME_BYTES, KEY_SECRET_BYTES } from './ticket-key.js';
  * HKDF-SHA256 with its own label, so a key leaked from one consumer's format
  * says nothing about another's.
  *
- * nginx and HAProxy share one label on purpose: both seal tickets the same way
- * (OpenSSL's default AES-256-CBC + HMAC-SHA256 format), so with the same
- * material a ticket issued by either opens on the other; only the file layout
- * differs. Node's per-ticket hook and its 48-byte `ticketKeys` likewise share
- * one label (AES-128-CBC + a 16-byte HMAC key), so a server using the hook and
- * one fed a static file resume each other.
+ * nginx and HAProxy get separate labels although both seal with OpenSSL's own
+ * ticket format (AES-256-CBC + HMAC-SHA256): a ticket from one would not resume
+ * on the other anyway (each sets its own session-id context, which OpenSSL
+ * checks after decrypting), so sharing would buy nothing, while separate
+ * material means a key leaked from one terminator opens none of the other's
+ * tickets. Node's per-ticket hook and its 48-byte `ticketKeys` share one label
+ * on purpose (AES-128-CBC + a 16-byte HMAC key): a Node server using the hook
+ * and one fed a static file resume each other when their session-id contexts
+ * match.
  */
 export const derivationLabels = {
   engineAead: 'keyfleet/v1 engine xchacha20-poly1305',
-  openssl256: 'keyfleet/v1 openssl aes-256-cbc hmac-sha256',
+  nginx256: 'keyfleet/v1 nginx aes-256-cbc hmac-sha256',
+  haproxy256: 'keyfleet/v1 haproxy aes-256-cbc hmac-sha256',
   node128: 'keyfleet/v1 node aes-128-cbc hmac-sha256',
 } as const;
 
@@ -37,9 +41,13 @@ export function engineAeadKey(secret: Uint8Array): Uint8Array {
   return derive(secret, derivationLabels.engineAead, 32);
 }
 
-/** Keys for OpenSSL's own ticket format under AES-256-CBC (nginx, HAProxy). */
-export function openssl256Keys(secret: Uint8Array): { hmacKey: Uint8Array; aesKey: Uint8Array } {
-  const material = derive(secret, derivationLabels.openssl256, 64);
+/** Keys for OpenSSL's own ticket format under AES-256-CBC, for one terminator. */
+export function openssl256Keys(
+  secret: Uint8Array,
+  terminator: 'nginx' | 'haproxy',
+): { hmacKey: Uint8Array; aesKey: Uint8Array } {
+  const label = terminator === 'nginx' ? derivationLabels.nginx256 : derivationLabels.haproxy256;
+  const material = derive(secret, label, 64);
   return { hmacKey: material.subarray(0, 32), aesKey: material.subarray(32, 64) };
 }
 
@@ -52,14 +60,14 @@ export function node128Keys(secret: Uint8Array): { hmacKey: Uint8Array; aesKey: 
 /** nginx `ssl_session_ticket_key` file: 80 bytes, name | HMAC 32 | AES 32. */
 export function nginxTicketKeyFile(name: Uint8Array, secret: Uint8Array): Buffer {
   checkName(name);
-  const { hmacKey, aesKey } = openssl256Keys(secret);
+  const { hmacKey, aesKey } = openssl256Keys(secret, 'nginx');
   return Buffer.concat([name, hmacKey, aesKey]);
 }
 
 /** One HAProxy `tls-ticket-keys` entry: 80 bytes, name | AES 32 | HMAC 32 (another order than nginx). */
 export function haproxyTicketKey(name: Uint8Array, secret: Uint8Array): Buffer {
   checkName(name);
-  const { hmacKey, aesKey } = openssl256Keys(secret);
+  const { hmacKey, aesKey } = openssl256Keys(secret, 'haproxy');
   return Buffer.concat([name, aesKey, hmacKey]);
 }
 

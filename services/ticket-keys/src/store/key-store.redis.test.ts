@@ -74,8 +74,10 @@ function assertNoSecretIn(dump: Buffer, secrets: Uint8Array[]) {
     const forms = [
       Buffer.from(secret),
       Buffer.from(engineAeadKey(secret)),
-      Buffer.from(openssl256Keys(secret).aesKey),
-      Buffer.from(openssl256Keys(secret).hmacKey),
+      Buffer.from(openssl256Keys(secret, 'nginx').aesKey),
+      Buffer.from(openssl256Keys(secret, 'nginx').hmacKey),
+      Buffer.from(openssl256Keys(secret, 'haproxy').aesKey),
+      Buffer.from(openssl256Keys(secret, 'haproxy').hmacKey),
       Buffer.from(node128Keys(secret).aesKey),
     ];
     for (const form of forms) {
