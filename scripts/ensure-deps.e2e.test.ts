@@ -19,15 +19,31 @@ function pathWith(programs: string[]) {
 }
 
 test('npm test stops with the apt-get line when redis-server is missing', () => {
-  const bin = pathWith(['sh', 'openssl', 'ss']);
+  const bin = pathWith(['sh', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool', 'kubectl']);
   try {
     const result = spawnSync(process.execPath, [script, '--for-tests'], {
       env: { PATH: bin.path },
       encoding: 'utf8',
     });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /Missing: redis-server/);
+    assert.match(result.stderr, /Missing: redis-server\./);
     assert.match(result.stderr, /sudo apt-get update && sudo apt-get install -y redis-server\n/);
+  } finally {
+    bin.remove();
+  }
+});
+
+test('a missing kubectl is named with where to get it (Debian has none new enough)', () => {
+  const bin = pathWith(['sh', 'redis-server', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool']);
+  try {
+    const result = spawnSync(process.execPath, [script, '--for-tests'], {
+      env: { PATH: bin.path },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /Missing: kubectl\./);
+    assert.doesNotMatch(result.stderr, /apt-get/);
+    assert.match(result.stderr, /kubernetes\.io/);
   } finally {
     bin.remove();
   }

@@ -15,18 +15,32 @@ if (major < 20) {
   process.exit(1);
 }
 
-// Program → Debian package. The tests use real peers, never mocks.
+// Program → Debian package. The tests use real peers, never mocks: Redis,
+// OpenSSL, nginx and HAProxy; promtool checks the alert rules and kubectl
+// renders the Kubernetes manifests.
 const programs = forTests
-  ? { 'redis-server': 'redis-server', openssl: 'openssl', ss: 'iproute2' }
+  ? {
+      'redis-server': 'redis-server',
+      openssl: 'openssl',
+      ss: 'iproute2',
+      nginx: 'nginx',
+      haproxy: 'haproxy',
+      promtool: 'prometheus',
+      kubectl: null,
+    }
   : { openssl: 'openssl', ...(process.env.REDIS_URL ? {} : { 'redis-server': 'redis-server' }) };
 
 const missing = Object.entries(programs).filter(
   ([program]) => spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status !== 0,
 );
 if (missing.length > 0) {
-  const packages = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
   console.error(`Missing: ${missing.map(([program]) => program).join(', ')}. Install with:`);
-  console.error(`  sudo apt-get update && sudo apt-get install -y ${packages}`);
+  const packages = [...new Set(missing.map(([, pkg]) => pkg).filter(Boolean))].join(' ');
+  if (packages) console.error(`  sudo apt-get update && sudo apt-get install -y ${packages}`);
+  // Debian's kubernetes-client is too old for kustomize components.
+  if (missing.some(([program]) => program === 'kubectl')) {
+    console.error('  kubectl 1.27 or later: https://kubernetes.io/docs/tasks/tools/');
+  }
   process.exit(1);
 }
 
