@@ -8,6 +8,15 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { OpenTicketResponse, SealTicketResponse } from '@keyfleet/proto';
+import {
+  OpenTicketRequest,
+  SealTicketRequest,
+  TicketDecision,
+  TicketServiceClient,
+  TicketStatus,
+} from '@keyfleet/proto';
 import {
   freePort,
   makeTempDir,
@@ -221,6 +230,39 @@ test('after the leaf is revoked at the responder and its staple refreshed, both 
       await sleep(250);
     }
     assert.equal(status, 'revoked', node);
+  }
+});
+
+test('keyless mode: the ticket-keys process seals and opens tickets for nodes that hold no keys', async () => {
+  const client = new TicketServiceClient(`127.0.0.1:${ports.ticketKeys}`, grpc.credentials.createInsecure());
+  try {
+    const session = Buffer.from('a serialized TLS session');
+    const sealed = await new Promise<SealTicketResponse>((resolve, reject) =>
+      client.sealTicket(
+        SealTicketRequest.fromPartial({ ring: 'default', session, appdata: Buffer.from('app') }),
+        (error, response) => (error ? reject(error) : resolve(response)),
+      ),
+    );
+    const opened = await new Promise<OpenTicketResponse>((resolve, reject) =>
+      client.openTicket(
+        OpenTicketRequest.fromPartial({ ring: 'default', ticket: sealed.ticket }),
+        (error, response) => (error ? reject(error) : resolve(response)),
+      ),
+    );
+    assert.equal(opened.status, TicketStatus.SUCCESS);
+    assert.equal(opened.decision, TicketDecision.USE);
+    assert.deepEqual(Buffer.from(opened.session), session);
+    const tampered = Buffer.from(sealed.ticket);
+    tampered[tampered.length - 1]! ^= 1;
+    const refused = await new Promise<OpenTicketResponse>((resolve, reject) =>
+      client.openTicket(
+        OpenTicketRequest.fromPartial({ ring: 'default', ticket: tampered }),
+        (error, response) => (error ? reject(error) : resolve(response)),
+      ),
+    );
+    assert.equal(refused.status, TicketStatus.NO_DECRYPT);
+  } finally {
+    client.close();
   }
 });
 

@@ -7,6 +7,7 @@
 import { ConfigError, createLogger, startMetricsServer } from '@keyfleet/service-kit';
 import { compileTicketKeysConfig } from './config/ticket-keys-config.js';
 import { createTicketKeysServer } from './server/ticket-keys-server.js';
+import { createTicketServiceBinding } from './keyless/ticket-service-binding.js';
 import { ensureDevKekFile, loadKekFile } from './store/kek.js';
 
 async function main(): Promise<void> {
@@ -42,6 +43,11 @@ async function main(): Promise<void> {
     keyPrefix: config.keyPrefix,
     bootstrapRings: config.bootstrapRings,
     logger,
+    // Keyless mode: nodes that hold no keys seal and open through this replica,
+    // with the same codec and policies as a node that does.
+    extraServices: ({ keySetSource, registry }) => [
+      createTicketServiceBinding(keySetSource, { metrics: registry }),
+    ],
   });
   const metrics = await startMetricsServer(service.registry, config.metricsHost, config.metricsPort, () =>
     service.redisReady(),
