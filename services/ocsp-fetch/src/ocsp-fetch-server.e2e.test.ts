@@ -160,7 +160,12 @@ test('registering fetches a good staple at once and pushes it to a watcher', asy
   const byFingerprint = await api.get({ fingerprintSha256: Buffer.from(leafId, 'hex') });
   assert.equal(byFingerprint.certificate?.status, StapleStatus.GOOD);
   assert.ok((await fetches('ok')) >= 1);
-  assert.equal(await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'good' }), 1);
+  // Gauges are this replica's view: it follows the store through pub/sub, a moment later.
+  const gauge = (name: string, labels: Record<string, string>) => metricValue(server.registry, name, labels);
+  await waitFor(
+    'the good gauge',
+    async () => (await gauge('keyfleet_ocsp_certificates', { status: 'good' })) === 1,
+  );
   assert.equal(
     await metricValue(server.registry, 'keyfleet_ocsp_staple_revoked', { certificate: leafId.slice(0, 16) }),
     0,
@@ -400,9 +405,10 @@ test('a certificate without an OCSP URL is NO_OCSP_URL: reported, never fetched'
   const later = (await api.get({ id: certificate.id })).certificate!;
   assert.equal(later.status, StapleStatus.NO_OCSP_URL);
   assert.equal(later.fetch?.lastAttemptAtMs, 0, 'no fetch was attempted');
-  assert.equal(
-    await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'no_ocsp_url' }),
-    1,
+  await waitFor(
+    'the no_ocsp_url gauge',
+    async () =>
+      (await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'no_ocsp_url' })) === 1,
   );
   await api.unregister({ id: certificate.id });
 });
@@ -476,11 +482,14 @@ test('a revoked certificate: the revoked staple is served, with the revoked metr
   });
   assert.equal(record.staple?.certStatus, OcspCertStatus.REVOKED);
   assert.ok(record.staple.revokedAtMs > 0 && record.staple.revokedAtMs <= Date.now());
-  assert.equal(
-    await metricValue(server.registry, 'keyfleet_ocsp_staple_revoked', { certificate: leafId.slice(0, 16) }),
-    1,
+  await waitFor(
+    'the revoked gauges',
+    async () =>
+      (await metricValue(server.registry, 'keyfleet_ocsp_staple_revoked', {
+        certificate: leafId.slice(0, 16),
+      })) === 1 &&
+      (await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'revoked' })) === 1,
   );
-  assert.equal(await metricValue(server.registry, 'keyfleet_ocsp_certificates', { status: 'revoked' }), 1);
 });
 
 test('unregistering removes the record, tells watchers, and stops fetching', async () => {

@@ -37,6 +37,9 @@ export interface StapleServiceDeps {
 
 const idPattern = /^[0-9a-f]{64}$/;
 
+/** Messages buffered for one slow watcher before its stream is ended. */
+const maxBufferedMessages = 10_000;
+
 function certificateId(field: string, value: string): string {
   const id = value.trim().toLowerCase();
   if (!idPattern.test(id))
@@ -153,8 +156,16 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
 
     // Subscribing and taking the snapshot in the same tick: no change can
     // fall between them.
+    // A watcher that stops reading must not grow this replica's memory without
+    // bound: past the limit its stream ends and it resyncs from a snapshot.
+    let overflowed: (() => void) | undefined;
     const send = (message: WatchStaplesResponse) => {
-      if (!stream.writableEnded && !stream.destroyed) stream.write(message);
+      if (stream.writableEnded || stream.destroyed) return;
+      if (stream.writableLength >= maxBufferedMessages) {
+        overflowed?.();
+        return;
+      }
+      stream.write(message);
     };
     const unsubscribe = hub.subscribe((change: StapleChange) => {
       if (change.type === 'removed') {
@@ -177,9 +188,16 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
         },
       });
       logger.debug({ nodeId, ids: wanted.size, peer: context.peer }, 'staple watcher connected');
-      await new Promise<void>((resolve) => {
+      await new Promise<void>((resolve, reject) => {
         if (context.signal.aborted) return resolve();
         context.signal.addEventListener('abort', () => resolve(), { once: true });
+        overflowed = () =>
+          reject(
+            new KeyfleetError(
+              ErrorCode.ResourceExhausted,
+              `over ${maxBufferedMessages} messages are waiting for this watcher; reconnect`,
+            ),
+          );
       });
     } finally {
       clearInterval(heartbeat);
