@@ -213,7 +213,8 @@ async function backToGood(): Promise<void> {
 const frontFailures: Array<[ResponderMode, string, RegExp]> = [
   ['http500', 'http_error', /http 500/],
   ['garbage', 'malformed', /malformed/],
-  ['oversize', 'too_large', /too_large/],
+  ['oversize', 'too_large', /content-length 70000 is over 65536/],
+  ['oversizeChunked', 'too_large', /over 65536 bytes/],
   ['tryLater', 'try_later', /tryLater/],
   ['hang', 'timeout', /timeout/],
 ];

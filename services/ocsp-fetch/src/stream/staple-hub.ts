@@ -50,7 +50,9 @@ export class StapleHub {
   async start(): Promise<void> {
     const { subscriber, changesChannel, logger } = this.#options;
     subscriber.on('message', (channel: string, message: string) => {
-      if (channel === changesChannel) this.#enqueue(() => this.#applyMessage(message));
+      if (channel !== changesChannel) return;
+      logger.trace({ message }, 'staple change received');
+      this.#enqueue(() => this.#applyMessage(message));
     });
     subscriber.on('ready', () => {
       // ioredis resubscribes by itself; what was published meanwhile is lost.

@@ -7,7 +7,8 @@
  */
 import http from 'node:http';
 
-export type ResponderMode = 'proxy' | 'http500' | 'garbage' | 'oversize' | 'hang' | 'tryLater';
+export type ResponderMode =
+  'proxy' | 'http500' | 'garbage' | 'oversize' | 'oversizeChunked' | 'hang' | 'tryLater';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -50,6 +51,20 @@ export async function startSwitchableResponder(
           return reply(200, Buffer.from('this is not DER at all, it is a friendly HTML page'));
         case 'oversize':
           return reply(200, Buffer.alloc(70_000, 0x30));
+        case 'oversizeChunked': {
+          // No content-length: the cap must hold while reading.
+          response.writeHead(200, { 'content-type': 'application/ocsp-response' });
+          const chunk = Buffer.alloc(16_384, 0x30);
+          let sent = 0;
+          const pump = () => {
+            while (sent < 20 && !response.destroyed) {
+              sent++;
+              if (!response.write(chunk)) return void response.once('drain', pump);
+            }
+            response.end();
+          };
+          return pump();
+        }
         case 'tryLater':
           return reply(200, tryLaterDer);
         case 'hang':
