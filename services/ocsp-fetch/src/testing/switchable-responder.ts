@@ -43,7 +43,12 @@ export async function startSwitchableResponder(
     request.on('end', () => {
       state.requests.push({ method: request.method ?? '', path: request.url ?? '', atMs: Date.now() });
       const reply = (status: number, body: Buffer) =>
-        response.writeHead(status, { 'content-type': 'application/ocsp-response' }).end(body);
+        response
+          .writeHead(status, {
+            'content-type': 'application/ocsp-response',
+            'content-length': body.byteLength,
+          })
+          .end(body);
       switch (state.mode) {
         case 'http500':
           return reply(500, Buffer.from('internal error'));
