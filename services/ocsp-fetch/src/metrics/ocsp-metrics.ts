@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { StapleStatus } from '@keyfleet/proto';
-import { OcspCertStatus } from '@keyfleet/proto';
+import { OcspCertStatus, StapleStatus } from '@keyfleet/proto';
 import type { FetchResult } from '../ocsp/fetch-result.js';
 import { stapleStatusOf } from '../records/certificate-record.js';
 import type { StoredCertificate } from '../store/stored-certificate.js';
