@@ -36,4 +36,5 @@ export {
 } from './service-server.js';
 export { startMetricsServer, type MetricsServer } from './metrics-http.js';
 export { connectRedis, redisIsReady } from './redis-connection.js';
+export { catchUpAfterResubscribe } from './resubscribe.js';
 export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

@@ -99,3 +99,58 @@ test('changes flow in order; a failing or hanging read is caught up by a reload'
     hub.stop();
   }
 });
+
+test('a change whose message never arrives is caught up by the periodic reconcile', async () => {
+  const keys = ocspRedisKeys(randomPrefix('hub-lost'));
+  const store = new CertificateStore(connection, keys);
+  // Subscribed to a channel nobody publishes on: every message is "lost".
+  const hub = new StapleHub({
+    store,
+    subscriber,
+    changesChannel: `${keys.changesChannel}:silent`,
+    clock: Date.now,
+    logger: createLogger('hub-test', process.env.TEST_LOG_LEVEL ?? 'silent'),
+    expirySweepMs: 1000,
+    reconcileEveryMs: 200,
+  });
+  await hub.start();
+  try {
+    const [a] = chains as [ParsedChain];
+    await store.register(a, Date.now());
+    await waitFor('a, through the reconcile', () => hub.cached(a.id) !== undefined, 5000);
+  } finally {
+    hub.stop();
+  }
+});
+
+test('after the subscription drops, what changed meanwhile is caught up once it is live again', async () => {
+  const keys = ocspRedisKeys(randomPrefix('hub-reconnect'));
+  const store = new CertificateStore(connection, keys);
+  const ownSubscriber = new Redis(redis.url, { retryStrategy: () => 200 });
+  const hub = new StapleHub({
+    store,
+    subscriber: ownSubscriber,
+    changesChannel: keys.changesChannel,
+    clock: Date.now,
+    logger: createLogger('hub-test', process.env.TEST_LOG_LEVEL ?? 'silent'),
+    expirySweepMs: 1000,
+    reconcileEveryMs: 3_600_000, // only the reconnect path may catch up here
+  });
+  await hub.start();
+  try {
+    const [a, b] = chains as [ParsedChain, ParsedChain];
+    // Drop the subscriber's connection and register while it is down: the
+    // message is published to nobody.
+    const down = new Promise<void>((resolve) => ownSubscriber.once('close', () => resolve()));
+    await connection.client('KILL', 'TYPE', 'pubsub');
+    await down;
+    await store.register(a, Date.now());
+    await waitFor('a, through the catch-up after resubscribing', () => hub.cached(a.id) !== undefined, 5000);
+    // And the live subscription works again.
+    await store.register(b, Date.now());
+    await waitFor('b, through the live subscription', () => hub.cached(b.id) !== undefined, 5000);
+  } finally {
+    hub.stop();
+    ownSubscriber.disconnect();
+  }
+});

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { StapleStatus } from '@keyfleet/proto';
-import type { Logger } from '@keyfleet/service-kit';
+import { catchUpAfterResubscribe, type Logger } from '@keyfleet/service-kit';
 import { stapleStatusOf } from '../records/certificate-record.js';
 import type { CertificateStore } from '../store/certificate-store.js';
 import type { StoredCertificate } from '../store/stored-certificate.js';
@@ -23,6 +23,11 @@ export interface StapleHubOptions {
   readonly expirySweepMs: number;
   /** A change that takes longer than this to apply is abandoned and caught up by a reload. Default 10000. */
   readonly stepTimeoutMs?: number;
+  /**
+   * How often the whole registry is re-read and differences announced, so a
+   * change lost to pub/sub (at-most-once) is caught up within this. Default 60000.
+   */
+  readonly reconcileEveryMs?: number;
 }
 
 /**
@@ -40,6 +45,8 @@ export class StapleHub {
   readonly #listeners = new Set<StapleListener>();
   #applying: Promise<void> = Promise.resolve();
   #sweep: NodeJS.Timeout | undefined;
+  #reconcile: NodeJS.Timeout | undefined;
+  #stopFollowingReconnects: (() => void) | undefined;
   #ready = false;
   #reloadQueued = false;
 
@@ -54,21 +61,32 @@ export class StapleHub {
       logger.trace({ message }, 'staple change received');
       this.#enqueue(() => this.#applyMessage(message));
     });
-    subscriber.on('ready', () => {
-      // ioredis resubscribes by itself; what was published meanwhile is lost.
-      this.#requestReload();
-    });
     await subscriber.subscribe(changesChannel);
+    // What was published while the subscription was down is lost: re-read
+    // everything once it is live again.
+    this.#stopFollowingReconnects = catchUpAfterResubscribe(
+      subscriber,
+      changesChannel,
+      () => this.#requestReload('reconnect'),
+      (error) => logger.warn({ err: { message: (error as Error).message } }, 'resubscribe failed'),
+    );
     await this.#reload();
     this.#ready = true;
     this.#sweep = setInterval(() => this.#announceExpiries(), this.#options.expirySweepMs);
     this.#sweep.unref();
+    this.#reconcile = setInterval(
+      () => this.#requestReload('reconcile'),
+      this.#options.reconcileEveryMs ?? defaultReconcileEveryMs,
+    );
+    this.#reconcile.unref();
     logger.info({ certificates: this.#cache.size }, 'staple hub loaded');
   }
 
   stop(): void {
     this.#ready = false;
     clearInterval(this.#sweep);
+    clearInterval(this.#reconcile);
+    this.#stopFollowingReconnects?.();
     this.#listeners.clear();
   }
 
@@ -101,17 +119,17 @@ export class StapleHub {
           { err: { message: (error as Error).message } },
           'staple hub could not apply a change; reloading',
         );
-        this.#requestReload();
+        this.#requestReload('failed change');
       });
   }
 
   /** At most one reload waits in the queue; it retries until Redis answers. */
-  #requestReload(): void {
+  #requestReload(why: 'reconnect' | 'reconcile' | 'failed change'): void {
     if (!this.#ready || this.#reloadQueued) return;
     this.#reloadQueued = true;
     this.#applying = this.#applying.then(async () => {
       this.#reloadQueued = false;
-      await this.#reloadUntilDone();
+      await this.#reloadUntilDone(why);
     });
   }
 
@@ -129,11 +147,13 @@ export class StapleHub {
   }
 
   /** After a reconnect the command connection may come back later than the subscriber: retry. */
-  async #reloadUntilDone(): Promise<void> {
+  async #reloadUntilDone(why: string): Promise<void> {
     for (let attempt = 0; this.#ready; attempt++) {
       try {
-        await this.#reload();
-        this.#options.logger.info({ certificates: this.#cache.size }, 'staple hub reloaded after reconnect');
+        const changed = await this.#reload();
+        // A reconcile that finds something means a change was lost: say so.
+        const level = why === 'reconcile' && changed === 0 ? 'debug' : 'info';
+        this.#options.logger[level]({ certificates: this.#cache.size, changed, why }, 'staple hub reloaded');
         return;
       } catch {
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
@@ -141,15 +161,26 @@ export class StapleHub {
     }
   }
 
-  async #reload(): Promise<void> {
+  /** Re-reads the registry and announces what differs; returns how many records changed. */
+  async #reload(): Promise<number> {
     const all = await this.#options.store.list();
     const seen = new Set<string>();
+    let changed = 0;
     for (const certificate of all) {
       seen.add(certificate.chain.id);
       const before = this.#cache.get(certificate.chain.id);
-      if (!before || fingerprint(before) !== fingerprint(certificate)) this.#update(certificate);
+      if (!before || fingerprint(before) !== fingerprint(certificate)) {
+        this.#update(certificate);
+        changed++;
+      }
     }
-    for (const id of [...this.#cache.keys()]) if (!seen.has(id)) this.#remove(id);
+    for (const id of [...this.#cache.keys()]) {
+      if (!seen.has(id)) {
+        this.#remove(id);
+        changed++;
+      }
+    }
+    return changed;
   }
 
   #update(certificate: StoredCertificate): void {
@@ -186,6 +217,8 @@ export class StapleHub {
     }
   }
 }
+
+const defaultReconcileEveryMs = 60_000;
 
 /** One change may not hold up the ones behind it for longer than this. */
 const defaultStepTimeoutMs = 10_000;

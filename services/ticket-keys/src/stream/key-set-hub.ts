@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '@keyfleet/service-kit';
+import { catchUpAfterResubscribe, type Logger } from '@keyfleet/service-kit';
 import type { RingState } from '../schedule/key-set-view.js';
 import type { KeyStore } from '../store/key-store.js';
 
@@ -15,6 +15,12 @@ export interface KeySetHubOptions {
   readonly store: HubStore;
   readonly channel: string;
   readonly logger: Logger;
+  /**
+   * How often every known ring is re-read, so a change lost to pub/sub
+   * (at-most-once) reaches watchers within this, well inside a ring's
+   * propagation delay. Default 15000.
+   */
+  readonly reconcileEveryMs?: number;
 }
 
 /**
@@ -36,7 +42,9 @@ export class KeySetHub {
   private readonly store: HubStore;
   private readonly channel: string;
   private readonly logger: Logger;
-  private readyEvents = 0;
+  private readonly reconcileEveryMs: number;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private stopFollowingReconnects: (() => void) | undefined;
   private closed = false;
 
   constructor(options: KeySetHubOptions) {
@@ -44,8 +52,8 @@ export class KeySetHub {
     this.store = options.store;
     this.channel = options.channel;
     this.logger = options.logger;
+    this.reconcileEveryMs = options.reconcileEveryMs ?? 15_000;
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
-    this.subscriber.on('ready', () => this.onSubscriberReady());
   }
 
   /** Subscribes (resolves once the subscription is confirmed) and loads every ring Redis lists. */
@@ -57,6 +65,14 @@ export class KeySetHub {
       await new Promise<void>((resolve) => this.subscriber.once('ready', () => resolve()));
     }
     await this.subscriber.subscribe(this.channel);
+    this.stopFollowingReconnects = catchUpAfterResubscribe(
+      this.subscriber,
+      this.channel,
+      () => this.onResubscribed(),
+      (error) => this.logger.warn({ err: errorText(error) }, 'resubscribe failed'),
+    );
+    this.reconcileTimer = setInterval(() => void this.refreshAll(), this.reconcileEveryMs);
+    this.reconcileTimer.unref();
     try {
       for (const ring of await this.store.listRingNames()) await this.refresh(ring);
     } catch (error) {
@@ -113,6 +129,8 @@ export class KeySetHub {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.reconcileTimer);
+    this.stopFollowingReconnects?.();
     this.listeners.clear();
     await Promise.allSettled([...this.reading.values()].map((entry) => entry.done));
   }
@@ -127,13 +145,11 @@ export class KeySetHub {
     void this.refresh(ring);
   }
 
-  private onSubscriberReady(): void {
-    // The first 'ready' is the initial connection; later ones are reconnects,
-    // after which messages may have been missed.
-    this.readyEvents++;
-    if (this.readyEvents === 1 || this.closed) return;
+  /** The subscription is live again after a disconnect: messages may have been missed. */
+  private onResubscribed(): void {
+    if (this.closed) return;
     this.logger.info({ rings: this.states.size }, 'subscription back: re-reading every known ring once');
-    for (const ring of this.states.keys()) void this.refresh(ring);
+    void this.refreshAll();
   }
 
   /** Reads the ring, coalescing: while a read runs, further requests collapse into one more read. */
