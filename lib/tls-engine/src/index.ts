@@ -133,6 +133,21 @@ export {
   type EngineMetrics,
   type RingMetricsView,
 } from './metrics/engine-metrics.js';
+// OCSP response validation (RFC 6960), shared by the staple service and the client-side check.
+export {
+  defaultMaxResponseBytes,
+  defaultSkewMs,
+  validateOcspResponse,
+  type AnyHashCertId,
+  type OcspSignerKind,
+  type OcspValidationInput,
+  type OcspValidationResult,
+  type ValidatedStaple,
+} from './ocsp/validate-response.js';
+export { FetchResult, fetchFailure, type FetchFailure } from './ocsp/fetch-result.js';
+export { certIdFor, certIdHashOf, type CertIdHashName } from './ocsp/cert-id.js';
+export { parseDerStrict } from './ocsp/der.js';
+export { ensurePkiEngine } from './ocsp/crypto-engine.js';
 // Client side: stapled OCSP verification and client-certificate selection (issue 6).
 export {
   verifyStaple,

@@ -13,6 +13,6 @@ export {
   type ResolvedOcspFetchOptions,
 } from './config/ocsp-fetch-options.js';
 export { compileOcspFetchConfig, type OcspFetchConfig } from './config/ocsp-fetch-config.js';
-export { FetchResult } from './ocsp/fetch-result.js';
+export { FetchResult } from '@keyfleet/tls-engine';
 export type { CertIdHash } from './ocsp/ocsp-request.js';
 export type { RefreshPolicy } from './refresh/refresh-schedule.js';

@@ -24,7 +24,7 @@ import { createOcspFetchServer, type OcspFetchServer } from './ocsp-fetch-server
 import { ocspRedisKeys } from './store/redis-keys.js';
 import { fetchOcspOverHttp } from './fetch/http-fetch.js';
 import { buildOcspRequest } from './ocsp/ocsp-request.js';
-import { validateOcspResponse } from './ocsp/validate-response.js';
+import { validateOcspResponse } from '@keyfleet/tls-engine';
 import { parseCertificateDer } from './pki/certificate-chain.js';
 import { parsePemBlocks } from './pki/pem.js';
 

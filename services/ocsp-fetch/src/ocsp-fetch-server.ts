@@ -12,7 +12,7 @@ import {
 import { compileOcspFetchOptions, type OcspFetchServerOptions } from './config/ocsp-fetch-options.js';
 import { ResponderLimiter } from './fetch/responder-limiter.js';
 import { createOcspMetrics } from './metrics/ocsp-metrics.js';
-import { ensurePkiEngine } from './pki/crypto-engine.js';
+import { ensurePkiEngine } from '@keyfleet/tls-engine';
 import { RefreshQueue } from './refresh/refresh-queue.js';
 import { StapleRefresher } from './refresh/staple-refresher.js';
 import { stapleServiceBinding } from './server/staple-service.js';

@@ -7,7 +7,7 @@ import {
   serverSecurityFromEnv,
   type Env,
 } from '@keyfleet/service-kit';
-import { defaultMaxResponseBytes, defaultSkewMs } from '../ocsp/validate-response.js';
+import { defaultMaxResponseBytes, defaultSkewMs } from '@keyfleet/tls-engine';
 import type { OcspFetchServerOptions } from './ocsp-fetch-options.js';
 
 /** The process configuration: server options plus the log level. */

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import { ConfigError, type Logger, type ServerSecurity } from '@keyfleet/service-kit';
 import type { CertIdHash } from '../ocsp/ocsp-request.js';
 import { maxGetEncodedBytes } from '../ocsp/ocsp-request.js';
-import { defaultMaxResponseBytes, defaultSkewMs } from '../ocsp/validate-response.js';
+import { defaultMaxResponseBytes, defaultSkewMs } from '@keyfleet/tls-engine';
 import type { RefreshPolicy } from '../refresh/refresh-schedule.js';
 
 /**

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { FetchResult, fetchFailure, type FetchFailure } from '../ocsp/fetch-result.js';
+import { FetchResult, fetchFailure, type FetchFailure } from '@keyfleet/tls-engine';
 import { ocspGetUrl } from '../ocsp/ocsp-request.js';
 
 /** Transport limits for one OCSP fetch; resolved by compileOcspFetchOptions. */

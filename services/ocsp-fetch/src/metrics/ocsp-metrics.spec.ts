@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { OcspCertStatus } from '@keyfleet/proto';
-import { FetchResult } from '../ocsp/fetch-result.js';
+import { FetchResult } from '@keyfleet/tls-engine';
 import type { StoredCertificate, StoredStaple } from '../store/stored-certificate.js';
 import { certificateLabel, createOcspMetrics } from './ocsp-metrics.js';
 

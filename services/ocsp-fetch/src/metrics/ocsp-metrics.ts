@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { OcspCertStatus, StapleStatus } from '@keyfleet/proto';
-import type { FetchResult } from '../ocsp/fetch-result.js';
+import type { FetchResult } from '@keyfleet/tls-engine';
 import { stapleStatusOf } from '../records/certificate-record.js';
 import type { StoredCertificate } from '../store/stored-certificate.js';
 

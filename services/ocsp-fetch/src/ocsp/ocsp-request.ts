@@ -1,6 +1,6 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { ensurePkiEngine } from '../pki/crypto-engine.js';
+import { ensurePkiEngine } from '@keyfleet/tls-engine';
 
 /** The CertID hash algorithms we send; SHA-1 is what RFC 5019 responders must support. */
 export type CertIdHash = 'sha1' | 'sha256';

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { invalidArgument } from '@keyfleet/service-kit';
-import { ensurePkiEngine } from './crypto-engine.js';
-import { parseDerStrict } from './der.js';
+import { ensurePkiEngine, parseDerStrict } from '@keyfleet/tls-engine';
 import { formatDistinguishedName } from './distinguished-name.js';
 import { parsePemBlocks } from './pem.js';
 

@@ -1,8 +1,8 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type * as pkijs from 'pkijs';
+import * as pkijs from 'pkijs';
 import { OcspCertStatus } from '@keyfleet/proto';
-import { buildOcspRequest, type CertIdHash } from './ocsp-request.js';
+import { certIdFor, type CertIdHashName } from './cert-id.js';
 import { FetchResult } from './fetch-result.js';
 import { defaultMaxResponseBytes, defaultSkewMs, validateOcspResponse } from './validate-response.js';
 import {
@@ -19,23 +19,23 @@ const minute = 60_000;
 const now = Math.floor(Date.now() / 1000) * 1000;
 
 let ca: TestCa;
-const certIds: Partial<Record<CertIdHash, pkijs.CertID>> = {};
+const certIds: Partial<Record<CertIdHashName, pkijs.CertID>> = {};
 let otherCertId: pkijs.CertID;
 
 before(async () => {
   ca = await createTestCa();
   for (const hash of ['sha1', 'sha256'] as const) {
-    certIds[hash] = (await buildOcspRequest(ca.leaf.certificate, ca.issuer.certificate, hash)).certId;
+    certIds[hash] = certIdFor(ca.leaf.certificate, ca.issuer.certificate, hash);
   }
   const other = await issueCertificate({ commonName: 'other.test', issuer: ca.issuer });
-  otherCertId = (await buildOcspRequest(other.certificate, ca.issuer.certificate, 'sha1')).certId;
+  otherCertId = certIdFor(other.certificate, ca.issuer.certificate, 'sha1');
 });
 
 interface Case {
   readonly name: string;
   /** The response under test, from the fixtures. */
   readonly body: () => Promise<Uint8Array> | Uint8Array;
-  readonly hash?: CertIdHash;
+  readonly hash?: CertIdHashName;
   readonly nowMs?: number;
   readonly skewMs?: number;
   readonly maxResponseBytes?: number;
@@ -321,5 +321,60 @@ describe('validateOcspResponse', () => {
       rejected++;
     }
     assert.equal(rejected, der.length);
+  });
+});
+
+describe('validateOcspResponse given a leaf instead of a CertID (a TLS client)', () => {
+  const validateForLeaf = async (der: Uint8Array, leaf = ca.leaf.certificate) =>
+    await validateOcspResponse({
+      der,
+      certId: { leaf },
+      issuer: ca.issuer.certificate,
+      nowMs: now,
+      skewMs: defaultSkewMs,
+      maxResponseBytes: defaultMaxResponseBytes,
+    });
+
+  for (const hash of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
+    test(`matches a ${hash} CertID, whichever the responder used`, async () => {
+      const result = await validateForLeaf(
+        await good({ certId: certIdFor(ca.leaf.certificate, ca.issuer.certificate, hash) }),
+      );
+      assert.ok(result.ok, result.ok ? '' : result.detail);
+      assert.equal(result.signer, 'delegated');
+    });
+  }
+
+  test('names the issuer as signer when the issuer signed', async () => {
+    const result = await validateForLeaf(await good({ signer: ca.issuer, certs: [] }));
+    assert.ok(result.ok, result.ok ? '' : result.detail);
+    assert.equal(result.signer, 'issuer');
+  });
+
+  test("another leaf's response is a CertID mismatch, with any hash", async () => {
+    const other = await issueCertificate({ commonName: 'third.test', issuer: ca.issuer });
+    for (const hash of ['sha1', 'sha256'] as const) {
+      const result = await validateForLeaf(
+        await good({ certId: certIdFor(other.certificate, ca.issuer.certificate, hash) }),
+      );
+      assert.equal(result.ok ? FetchResult.Ok : result.reason, FetchResult.CertIdMismatch, hash);
+    }
+  });
+
+  test('the same response checked for another leaf is a CertID mismatch', async () => {
+    const result = await validateForLeaf(await good(), ca.responder.certificate);
+    assert.equal(result.ok ? FetchResult.Ok : result.reason, FetchResult.CertIdMismatch);
+  });
+
+  test('a CertID hashed with an algorithm we do not compute (MD5) matches nothing', async () => {
+    const md5 = certIdFor(ca.leaf.certificate, ca.issuer.certificate, 'sha1');
+    md5.hashAlgorithm = new pkijs.AlgorithmIdentifier({ algorithmId: '1.2.840.113549.2.5' });
+    const result = await validateForLeaf(await good({ certId: md5 }));
+    assert.equal(result.ok ? FetchResult.Ok : result.reason, FetchResult.CertIdMismatch);
+  });
+
+  test('two SingleResponses for our leaf under different hashes are ambiguous', async () => {
+    const result = await validateForLeaf(await good({ extraCertIds: [certIds.sha256!] }));
+    assert.equal(result.ok ? FetchResult.Ok : result.reason, FetchResult.CertIdMismatch);
   });
 });

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OcspCertStatus } from '@keyfleet/proto';
-import { ensurePkiEngine } from '../pki/crypto-engine.js';
-import { parseDerStrict } from '../pki/der.js';
+import { certIdFor, certIdHashOf, type CertIdHashName } from './cert-id.js';
+import { ensurePkiEngine } from './crypto-engine.js';
+import { parseDerStrict } from './der.js';
 import { FetchResult, fetchFailure, type FetchFailure } from './fetch-result.js';
 
 const oidBasicResponse = '1.3.6.1.5.5.7.48.1.1';
@@ -15,12 +16,25 @@ export const defaultMaxResponseBytes = 65_536;
 /** Default clock skew tolerated on thisUpdate and nextUpdate. */
 export const defaultSkewMs = 5 * 60_000;
 
+/**
+ * A certificate named by whatever CertID hash the responder chose: what a TLS
+ * client has, since it did not build the request the stapled response answers.
+ */
+export interface AnyHashCertId {
+  /** The leaf; its issuer is the input's `issuer`. */
+  readonly leaf: pkijs.Certificate;
+}
+
 /** What a response is checked against. Everything is passed in, so the rules are tested without I/O. */
 export interface OcspValidationInput {
   /** The body exactly as received. */
   readonly der: Uint8Array;
-  /** The CertID we asked about (its hash algorithm included). */
-  readonly certId: pkijs.CertID;
+  /**
+   * Which certificate the response must answer: the exact CertID we asked
+   * with (its hash algorithm included), or `{ leaf }` for "this leaf under
+   * `issuer`, hashed with SHA-1/256/384/512, whichever the response uses".
+   */
+  readonly certId: pkijs.CertID | AnyHashCertId;
   /** The registered leaf's issuer: it signs, or it issued the delegated responder that signs. */
   readonly issuer: pkijs.Certificate;
   readonly nowMs: number;
@@ -40,7 +54,11 @@ export interface ValidatedStaple {
   readonly revokedAtMs: number;
 }
 
-export type OcspValidationResult = { readonly ok: true; readonly staple: ValidatedStaple } | FetchFailure;
+/** Who signed a valid response: the issuer itself or a delegated responder (RFC 6960 4.2.2.2). */
+export type OcspSignerKind = 'issuer' | 'delegated';
+
+export type OcspValidationResult =
+  { readonly ok: true; readonly staple: ValidatedStaple; readonly signer: OcspSignerKind } | FetchFailure;
 
 /** RFC 6960 4.2.1 responseStatus values other than successful(0). */
 const failedStatus: Readonly<Record<number, [Exclude<FetchResult, FetchResult.Ok>, string]>> = {
@@ -125,6 +143,29 @@ async function issuedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificat
 }
 
 /**
+ * Whether a SingleResponse's CertID names the certificate we check. With an
+ * exact CertID the hash algorithm must be the one we asked with; with a leaf,
+ * the expected CertID is built for the hash the response used (once per hash).
+ */
+function certIdMatcher(
+  expected: OcspValidationInput['certId'],
+  issuer: pkijs.Certificate,
+): (certId: pkijs.CertID) => boolean {
+  if (expected instanceof pkijs.CertID) return (certId) => certId.isEqual(expected);
+  const byHash = new Map<CertIdHashName, pkijs.CertID>();
+  return (certId) => {
+    const hash = certIdHashOf(certId);
+    if (!hash) return false;
+    let built = byHash.get(hash);
+    if (!built) {
+      built = certIdFor(expected.leaf, issuer, hash);
+      byHash.set(hash, built);
+    }
+    return certId.isEqual(built);
+  };
+}
+
+/**
  * Finds who signed the response and checks that it may: the issuer itself, or
  * a delegated responder certificate carried in the response, issued (signature
  * checked) by the issuer, carrying id-kp-OCSPSigning and valid now (RFC 6960
@@ -189,10 +230,11 @@ function certStatusOf(
 }
 
 /**
- * Decides whether an OCSP response may be stapled for the registered
- * certificate (RFC 6960 sections 3.2 and 4.2.2, RFC 5019): size within the
+ * Decides whether an OCSP response may be stapled for (or, on a client,
+ * trusted about) the certificate (RFC 6960 sections 3.2 and 4.2.2, RFC 5019): size within the
  * cap; responseStatus successful; a basic response; exactly one
- * SingleResponse answering our CertID with the hash algorithm we asked with;
+ * SingleResponse answering our CertID with the hash algorithm we asked with
+ * (or, given a leaf, with whichever of SHA-1/256/384/512 the response uses);
  * an authorized signer; thisUpdate not in the future and nextUpdate present
  * and not past, both with `skewMs` of tolerance; validity capped at the
  * signer's notAfter. Never throws: anything unexpected in the bytes is a
@@ -239,7 +281,8 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
 
   let matching: pkijs.SingleResponse[];
   try {
-    matching = basic.tbsResponseData.responses.filter((single) => single.certID.isEqual(input.certId));
+    const answersOurs = certIdMatcher(input.certId, input.issuer);
+    matching = basic.tbsResponseData.responses.filter((single) => answersOurs(single.certID));
   } catch {
     return fetchFailure(FetchResult.Malformed, 'a SingleResponse has a malformed CertID');
   }
@@ -292,6 +335,7 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   }
   return {
     ok: true,
+    signer: signer.signer === input.issuer ? 'issuer' : 'delegated',
     staple: {
       der: input.der,
       certStatus: status.status,
