@@ -1,14 +1,9 @@
 import type { OcspCertStatus } from '@keyfleet/proto';
+import type { ValidatedStaple } from '@keyfleet/tls-engine';
 import type { ParsedChain } from '../pki/certificate-chain.js';
 
 /** A staple as stored: a validated response and where it came from. */
-export interface StoredStaple {
-  readonly der: Uint8Array;
-  readonly certStatus: OcspCertStatus;
-  readonly thisUpdateMs: number;
-  readonly nextUpdateMs: number;
-  readonly producedAtMs: number;
-  readonly revokedAtMs: number;
+export interface StoredStaple extends ValidatedStaple {
   readonly fetchedAtMs: number;
   readonly responderUrl: string;
 }
