@@ -1,8 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import { OcspCertStatus, StapleStatus, type CertificateRecord } from '@keyfleet/proto';
-import type { IssuedCertificate, TestPki } from '@keyfleet/test-support';
+import { fetchOcspResponse, type IssuedCertificate, type TestPki } from '@keyfleet/test-support';
 import { certificateIdOfPem } from '../src/sync/staple-files.js';
 
 /**
@@ -14,26 +11,7 @@ export function fetchStapleRecord(
   leaf: IssuedCertificate,
   nextUpdateMs: number,
 ): CertificateRecord {
-  const out = path.join(pki.dir, `${leaf.name}.ocsp.der`);
-  execFileSync(
-    'openssl',
-    [
-      'ocsp',
-      '-issuer',
-      pki.intermediate.certPath,
-      '-cert',
-      leaf.certPath,
-      '-url',
-      pki.ocspUrl,
-      '-respout',
-      out,
-      '-noverify',
-      '-timeout',
-      '10',
-    ],
-    { stdio: 'ignore' },
-  );
-  const der = readFileSync(out);
+  const der = fetchOcspResponse(pki, leaf);
   const nowMs = Date.now();
   return {
     id: certificateIdOfPem(leaf.certPem()),

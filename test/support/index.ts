@@ -5,7 +5,12 @@
  */
 export { startRedis, type TestRedis } from './redis-server.js';
 export { createTestPki, type TestPki, type IssuedCertificate, type LeafOptions } from './test-pki.js';
-export { startOcspResponder, type OcspResponder, type OcspResponderOptions } from './ocsp-responder.js';
+export {
+  fetchOcspResponse,
+  startOcspResponder,
+  type OcspResponder,
+  type OcspResponderOptions,
+} from './ocsp-responder.js';
 export { startGrpcServer, drainGrpcServer, type TestGrpcServer } from './grpc-server.js';
 export { freePort, waitForListening } from './ports.js';
 export { makeTempDir, randomPrefix } from './temp-dir.js';

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { requireCommand } from './system-commands.js';
 import { waitForListening } from './ports.js';
 import { startProcess, type RunningProcess } from './child-process.js';
@@ -73,24 +75,46 @@ export async function startOcspResponder(
   return {
     url: pki.ocspUrl,
     process: running,
-    refreshIndex: (cert) => {
-      execFileSync(
-        'openssl',
-        [
-          'ocsp',
-          '-issuer',
-          pki.intermediate.certPath,
-          '-cert',
-          cert.certPath,
-          '-url',
-          pki.ocspUrl,
-          '-noverify',
-          '-timeout',
-          '5',
-        ],
-        { stdio: 'ignore' },
-      );
-    },
+    refreshIndex: (cert) => queryOcsp(pki, cert, []),
     stop: () => running.stop(),
   };
+}
+
+function queryOcsp(pki: TestPki, cert: IssuedCertificate, extra: string[]): void {
+  execFileSync(
+    'openssl',
+    [
+      'ocsp',
+      '-issuer',
+      pki.intermediate.certPath,
+      '-cert',
+      cert.certPath,
+      '-url',
+      pki.ocspUrl,
+      '-noverify',
+      '-timeout',
+      '10',
+      ...extra,
+    ],
+    { stdio: 'ignore' },
+  );
+}
+
+let responsesFetched = 0;
+
+/**
+ * The DER answer of the responder at `pki.ocspUrl` for `cert`, fetched with
+ * `openssl ocsp -respout` and not verified (tests check it themselves). With
+ * `refreshIndex`, a throwaway request goes first: openssl 3.0's responder
+ * rereads its index one request late.
+ */
+export function fetchOcspResponse(
+  pki: TestPki,
+  cert: IssuedCertificate,
+  options: { refreshIndex?: boolean } = {},
+): Buffer {
+  if (options.refreshIndex) queryOcsp(pki, cert, []);
+  const out = path.join(pki.dir, `response-${cert.name}-${++responsesFetched}.der`);
+  queryOcsp(pki, cert, ['-respout', out]);
+  return readFileSync(out);
 }

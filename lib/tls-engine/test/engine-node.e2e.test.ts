@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +32,7 @@ import {
   runSClient,
   sessionTicketKeyName,
   startGrpcServer,
+  fetchOcspResponse,
   startOcspResponder,
   startProcess,
   type RunningProcess,
@@ -122,24 +123,7 @@ before(async () => {
   dir = makeTempDir('engine-node');
   const responder = await startOcspResponder(pki);
   try {
-    const out = path.join(dir.path, 'staple.der');
-    execFileSync(
-      'openssl',
-      [
-        'ocsp',
-        '-issuer',
-        pki.intermediate.certPath,
-        '-cert',
-        pki.leaf.certPath,
-        '-url',
-        pki.ocspUrl,
-        '-noverify',
-        '-respout',
-        out,
-      ],
-      { stdio: 'ignore' },
-    );
-    stapleDer = readFileSync(out);
+    stapleDer = fetchOcspResponse(pki, pki.leaf);
   } finally {
     await responder.stop();
   }

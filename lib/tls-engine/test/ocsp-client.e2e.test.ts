@@ -6,14 +6,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import tls from 'node:tls';
-import path from 'node:path';
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import {
   createTestPki,
   freePort,
+  fetchOcspResponse,
   startOcspResponder,
   type IssuedCertificate,
   type OcspResponderOptions,
@@ -36,28 +35,12 @@ let pki: TestPki;
 let revokedLeaf: IssuedCertificate;
 let mustStapleLeaf: IssuedCertificate;
 const der = (cert: IssuedCertificate) => new X509Certificate(readFileSync(cert.certPath)).raw;
-let fileCounter = 0;
 
 /** Runs a responder with `options` just long enough to fetch one response per certificate. */
 async function fetchWith(options: OcspResponderOptions, certs: IssuedCertificate[]): Promise<Buffer[]> {
   const responder = await startOcspResponder(pki, options);
   try {
-    return certs.map((cert) => {
-      const out = path.join(pki.dir, `resp-${++fileCounter}.der`);
-      const args = [
-        'ocsp',
-        '-issuer',
-        pki.intermediate.certPath,
-        '-cert',
-        cert.certPath,
-        '-url',
-        pki.ocspUrl,
-      ];
-      // openssl 3.0's responder rereads its index one request late: a throwaway query first.
-      execFileSync('openssl', [...args, '-noverify'], { stdio: 'ignore' });
-      execFileSync('openssl', [...args, '-noverify', '-respout', out], { stdio: 'ignore' });
-      return readFileSync(out);
-    });
+    return certs.map((cert) => fetchOcspResponse(pki, cert, { refreshIndex: true }));
   } finally {
     await responder.stop();
   }

@@ -3,8 +3,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +19,7 @@ import {
 } from '@keyfleet/proto';
 import {
   createTestPki,
+  fetchOcspResponse,
   freePort,
   runSClient,
   startGrpcServer,
@@ -52,42 +51,9 @@ function idOf(cert: IssuedCertificate): string {
   return certificateId(new X509Certificate(readFileSync(cert.certPath)).raw);
 }
 
-function fetchStaple(cert: IssuedCertificate): Buffer {
-  const out = path.join(pki.dir, `${cert.name}-${Date.now()}.ocsp.der`);
-  // openssl 3.0's responder rereads its index one request late (certificates
-  // issued after it started): a throwaway query first.
-  execFileSync(
-    'openssl',
-    [
-      'ocsp',
-      '-issuer',
-      pki.intermediate.certPath,
-      '-cert',
-      cert.certPath,
-      '-url',
-      responder.url,
-      '-noverify',
-    ],
-    { stdio: 'ignore' },
-  );
-  execFileSync(
-    'openssl',
-    [
-      'ocsp',
-      '-issuer',
-      pki.intermediate.certPath,
-      '-cert',
-      cert.certPath,
-      '-url',
-      responder.url,
-      '-noverify',
-      '-respout',
-      out,
-    ],
-    { stdio: 'ignore' },
-  );
-  return readFileSync(out);
-}
+// openssl 3.0's responder rereads its index one request late (certificates
+// issued after it started): a throwaway query first.
+const fetchStaple = (cert: IssuedCertificate): Buffer => fetchOcspResponse(pki, cert, { refreshIndex: true });
 
 function publish(
   cert: IssuedCertificate,
