@@ -17,6 +17,7 @@ export {
   type Env,
 } from './config-env.js';
 export { createLogger, type Logger } from './logger.js';
+export { runServiceProcess, type ServiceProcessOptions, type StartedService } from './service-process.js';
 export { loadClientRoles, parseClientRoles, type ClientRoles, type Role } from './client-roles.js';
 export {
   insecureDevSecurity,

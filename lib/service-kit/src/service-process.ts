@@ -1,0 +1,68 @@
+import { ConfigError, type Env } from './config-env.js';
+import { createLogger, type Logger } from './logger.js';
+
+/** What a started service gives back: how to stop it. */
+export interface StartedService {
+  stop(): Promise<void>;
+}
+
+export interface ServiceProcessOptions<Config extends { logLevel?: string }> {
+  /** Names the process in logs and messages ("ticket-keys"). */
+  readonly name: string;
+  /** Reads and checks the whole configuration once; throws ConfigError naming the variable. */
+  readonly compileConfig: (env: Env) => Config;
+  readonly start: (config: Config, logger: Logger) => Promise<StartedService>;
+  /** How long SIGTERM waits for a graceful stop before exiting anyway. Default 10000. */
+  readonly forceExitAfterMs?: number;
+}
+
+/**
+ * The life of a service process: configuration compiled once (a bad value
+ * exits 2 with the variable's name, before anything listens), start, and a
+ * graceful stop on SIGTERM or SIGINT that exits 0, or 1 if stopping fails or
+ * takes longer than `forceExitAfterMs`. A failed start exits 1.
+ */
+export function runServiceProcess<Config extends { logLevel?: string }>(
+  options: ServiceProcessOptions<Config>,
+): void {
+  let config: Config;
+  try {
+    config = options.compileConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`${options.name}: configuration error: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(options.name, config.logLevel);
+  options.start(config, logger).then(
+    (service) => {
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        setTimeout(() => process.exit(1), options.forceExitAfterMs ?? 10_000).unref();
+        service.stop().then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
+    },
+    (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      if (error instanceof ConfigError) console.error(`${options.name}: configuration error: ${message}`);
+      else console.error(`${options.name} failed to start: ${message}`);
+      process.exit(error instanceof ConfigError ? 2 : 1);
+    },
+  );
+}
