@@ -168,7 +168,6 @@ export async function createTicketKeysServer(
   let recovering: Promise<void> | undefined;
   const onRedisReady = () => {
     if (stopped) return;
-    grpcServer.setServing(true);
     recovering = (async () => {
       try {
         await hub.refreshAll();
@@ -188,6 +187,11 @@ export async function createTicketKeysServer(
           { err: { message: (error as Error).message } },
           'recovery after Redis connect incomplete',
         );
+      } finally {
+        // SERVING only once the rings are caught up and the bootstrap rings
+        // exist: a client that trusts health must not get NOT_FOUND for them.
+        // If Redis dropped again meanwhile, 'close' has said NOT_SERVING.
+        if (!stopped && redis.status === 'ready') grpcServer.setServing(true);
       }
     })();
   };
