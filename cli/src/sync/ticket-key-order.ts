@@ -1,5 +1,5 @@
 import type { KeySet } from '@keyfleet/proto';
-import { KEY_SECRET_BYTES, KeySchedule, keyNameHex, type ScheduledKey } from '@keyfleet/tls-engine';
+import { KEY_SECRET_BYTES, keyNameHex, keyScheduleOfKeySet, type ScheduledKey } from '@keyfleet/tls-engine';
 
 /**
  * A ring's live keys at one moment, sorted the way terminators that take a
@@ -33,16 +33,7 @@ export function ticketKeyOrderAt(keySet: KeySet, nowMs: number): TicketKeyOrder 
       );
     }
   }
-  const schedule = new KeySchedule(
-    keySet.keys.map((key) => ({
-      name: key.name,
-      secret: key.secret,
-      publishedAtMs: key.publishedAtMs,
-      activatesAtMs: key.activatesAtMs,
-    })),
-    keySet.params?.decryptWindowMs ?? 0,
-    new Set(keySet.revokedKeyNames.map((name) => keyNameHex(name))),
-  );
+  const schedule = keyScheduleOfKeySet(keySet);
   const active = schedule.activeAt(nowMs);
   const pending = schedule.keys.filter((key) => schedule.stateOf(key, nowMs) === 'pending');
   const decryptOnly = schedule.keys
@@ -59,11 +50,7 @@ export function ticketKeyOrderAt(keySet: KeySet, nowMs: number): TicketKeyOrder 
  * service sends nothing new. Undefined when nothing is scheduled.
  */
 export function nextTransitionMs(keySet: KeySet, nowMs: number): number | undefined {
-  const schedule = new KeySchedule(
-    keySet.keys.map((key) => ({ ...key })),
-    keySet.params?.decryptWindowMs ?? 0,
-    new Set(keySet.revokedKeyNames.map((name) => keyNameHex(name))),
-  );
+  const schedule = keyScheduleOfKeySet(keySet);
   let next = Infinity;
   for (const key of schedule.keys) {
     for (const at of [key.activatesAtMs, key.expiresAtMs]) if (at > nowMs && at < next) next = at;

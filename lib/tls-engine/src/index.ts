@@ -17,6 +17,7 @@ export {
   type ScheduledKey,
   type ScheduledKeyState,
 } from './keys/key-schedule.js';
+export { keyScheduleOfKeySet } from './keys/key-schedule-of-key-set.js';
 export {
   derivationLabels,
   engineAeadKey,

@@ -20,7 +20,7 @@ export {
   type ResolvedRingParams,
 } from './schedule/ring-params.js';
 export { planPromotion, planRevocation, planRotation, rotationIsDue } from './schedule/rotation-plan.js';
-export { scheduleFromProtoKeySet, toProtoKeySet, type RingState } from './schedule/key-set-view.js';
+export { scheduleOfRing, toProtoKeySet, type RingState } from './schedule/key-set-view.js';
 export { KekRing, ensureDevKekFile, loadKekFile, newKekLine, parseKekFile, type Kek } from './store/kek.js';
 export { KeyStore, type RotateOutcome } from './store/key-store.js';
 export { redisKeys, defaultKeyPrefix, type RedisKeys, type RingKeys } from './store/redis-keys.js';

@@ -1,6 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { KeySchedule } from '@keyfleet/tls-engine';
-import type { RingState } from '../schedule/key-set-view.js';
+import { scheduleOfRing, type RingState } from '../schedule/key-set-view.js';
 
 /** Where the gauges read from at scrape time: memory only, no I/O. */
 export interface TicketKeysMetricsSource {
@@ -44,11 +43,8 @@ export function createTicketKeysMetrics(
       },
     });
 
-  const scheduleOf = (state: RingState) =>
-    new KeySchedule(state.keys, state.params.decryptWindowMs, new Set(state.revokedNamesHex));
-
   perRing('keyfleet_active_key_age_seconds', 'Time since the ACTIVE key became active.', (state, nowMs) => {
-    const active = scheduleOf(state).activeAt(nowMs);
+    const active = scheduleOfRing(state).activeAt(nowMs);
     return active ? (nowMs - active.activatesAtMs) / 1000 : undefined;
   });
   perRing('keyfleet_key_set_epoch', 'The ring epoch this replica holds.', (state) => state.epoch);
@@ -74,7 +70,7 @@ export function createTicketKeysMetrics(
       this.reset();
       const nowMs = clock();
       for (const state of source.rings()) {
-        const schedule = scheduleOf(state);
+        const schedule = scheduleOfRing(state);
         const counts = { pending: 0, active: 0, decrypt_only: 0 };
         for (const key of schedule.keys) {
           const keyState = schedule.stateOf(key, nowMs);

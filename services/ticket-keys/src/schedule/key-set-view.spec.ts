@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { KeyState } from '@keyfleet/proto';
 import type { TicketKeyRecord } from '@keyfleet/tls-engine';
 import { compileRingParams } from './ring-params.js';
-import { scheduleFromProtoKeySet, toProtoKeySet, type RingState } from './key-set-view.js';
+import { keyScheduleOfKeySet } from '@keyfleet/tls-engine';
+import { toProtoKeySet, type RingState } from './key-set-view.js';
 
 const second = 1000;
 const minute = 60 * second;
@@ -107,7 +108,7 @@ test('omitSecrets leaves every secret empty', () => {
 
 test('a node rebuilds the same schedule from the wire form', () => {
   const keySet = toProtoKeySet(state([k1, k2, k3], [1]), 2 * hour + 2 * minute);
-  const schedule = scheduleFromProtoKeySet(keySet);
+  const schedule = keyScheduleOfKeySet(keySet);
   assert.equal(schedule.activeAt(2 * hour + 2 * minute)?.nameHex, hex(3));
   assert.equal(schedule.stateAt(hex(2), 2 * hour + 2 * minute), 'decrypt-only');
   assert.ok(schedule.isRevoked(hex(1)));
@@ -119,7 +120,7 @@ test('a node rebuilds the same schedule from the wire form', () => {
 // USE_RENEW (decrypt-only) only ever appears when a strictly newer key is ACTIVE.
 test('two nodes whose clocks differ by propagationMs/2 always open each other’s tickets', () => {
   const keySet = toProtoKeySet(state([k1, k2, k3]), hour);
-  const schedule = scheduleFromProtoKeySet(keySet);
+  const schedule = keyScheduleOfKeySet(keySet);
   const skew = params.propagationMs / 2;
   for (let t = hour; t <= 3 * hour; t += 7 * second) {
     for (const [sealer, opener] of [

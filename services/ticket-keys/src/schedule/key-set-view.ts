@@ -1,5 +1,5 @@
 import { KeyState, type KeySet, type TicketKey } from '@keyfleet/proto';
-import { KeySchedule, keyNameHex, type ScheduledKeyState, type TicketKeyRecord } from '@keyfleet/tls-engine';
+import { KeySchedule, type ScheduledKeyState, type TicketKeyRecord } from '@keyfleet/tls-engine';
 import { ringParamsToProto, type ResolvedRingParams } from './ring-params.js';
 
 /** Everything known about a ring at one epoch, secrets unwrapped (in memory only). */
@@ -33,8 +33,7 @@ export function toProtoKeySet(
   nowMs: number,
   options: { omitSecrets?: boolean } = {},
 ): KeySet {
-  const revoked = new Set(state.revokedNamesHex);
-  const schedule = new KeySchedule(state.keys, state.params.decryptWindowMs, revoked);
+  const schedule = scheduleOfRing(state);
   const keys: TicketKey[] = [];
   for (const key of schedule.keys) {
     const scheduled = schedule.stateOf(key, nowMs);
@@ -59,21 +58,7 @@ export function toProtoKeySet(
   };
 }
 
-/**
- * The schedule a node rebuilds from a received KeySet. Times are recomputed
- * from activatesAt order (retires/expires on the wire are for display), so a
- * node never trusts derived fields.
- */
-export function scheduleFromProtoKeySet(keySet: KeySet): KeySchedule {
-  const records: TicketKeyRecord[] = keySet.keys.map((key) => ({
-    name: new Uint8Array(key.name),
-    secret: new Uint8Array(key.secret),
-    publishedAtMs: key.publishedAtMs,
-    activatesAtMs: key.activatesAtMs,
-  }));
-  return new KeySchedule(
-    records,
-    keySet.params?.decryptWindowMs ?? 0,
-    new Set(keySet.revokedKeyNames.map((name) => keyNameHex(name))),
-  );
+/** The key schedule of a ring as the store holds it. */
+export function scheduleOfRing(state: RingState): KeySchedule {
+  return new KeySchedule(state.keys, state.params.decryptWindowMs, new Set(state.revokedNamesHex));
 }

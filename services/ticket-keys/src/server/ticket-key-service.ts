@@ -25,8 +25,8 @@ import {
   type Logger,
   type ServiceBinding,
 } from '@keyfleet/service-kit';
-import { KeySchedule, keyNameLabel } from '@keyfleet/tls-engine';
-import { toProtoKeySet, type RingState } from '../schedule/key-set-view.js';
+import { keyNameLabel } from '@keyfleet/tls-engine';
+import { scheduleOfRing, toProtoKeySet, type RingState } from '../schedule/key-set-view.js';
 import { compileRingParams, ringParamsToProto } from '../schedule/ring-params.js';
 import type { KeyStore } from '../store/key-store.js';
 import type { KeySetHub } from '../stream/key-set-hub.js';
@@ -240,11 +240,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     const rings: RingStatus[] = [];
     for (const state of states) {
       const ring = state.params.ring;
-      const active = new KeySchedule(
-        state.keys,
-        state.params.decryptWindowMs,
-        new Set(state.revokedNamesHex),
-      ).activeAt(nowMs);
+      const active = scheduleOfRing(state).activeAt(nowMs);
       const coverage = await watchers.coverage(ring, state.epoch).catch(() => watchers.lastCoverage(ring));
       rings.push({
         params: ringParamsToProto(state.params),
