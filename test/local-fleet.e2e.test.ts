@@ -1,8 +1,8 @@
 // The README's start command, end to end: it brings up Redis, both services, a
 // throwaway CA with `openssl ocsp`, and two engine nodes; OpenSSL's own client
 // proves cross-node resumption, rotation, decrypt windows, revocation and
-// stapling; the keyfleet CLI drives the services as an operator would; and
-// Ctrl-C leaves no process behind.
+// stapling; the keyfleet CLI drives the services as an operator would; and a
+// SIGINT to npm alone leaves no process behind.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
@@ -106,7 +106,8 @@ before(async () => {
     KEYFLEET_DEV_NODE_B_METRICS: `127.0.0.1:${ports.nodeBMetrics}`,
   };
   delete env.REDIS_URL;
-  stack = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/start.ts')], {
+  // Exactly the README's command, npm included: a signal to npm must reach the stack.
+  stack = spawn('npm', ['start'], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -266,7 +267,7 @@ test('keyless mode: the ticket-keys process seals and opens tickets for nodes th
   }
 });
 
-test('Ctrl-C stops every child process', async () => {
+test('SIGINT to npm start (Ctrl-C, or a supervisor) stops every child process', async () => {
   const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
   stack.kill('SIGINT');
   assert.equal(await exited, 0);
