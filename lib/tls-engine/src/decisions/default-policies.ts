@@ -1,33 +1,16 @@
-import { TicketDecision, TicketReason, TicketStatus } from '@keyfleet/proto';
+import { TicketDecision, TicketReason } from '@keyfleet/proto';
+import { defaultTicketDecision } from '../keys/ticket-decision-table.js';
 import { resumes, type TicketPolicy } from './ticket-policy.js';
 
 /**
- * The default decision table (README "Tickets and decisions"):
- *
- *   status          key state            decision      reason
- *   EMPTY           —                    IGNORE_RENEW  EMPTY
- *   NO_DECRYPT      gone/unknown/bad     IGNORE_RENEW  the codec's reason
- *   SUCCESS         PENDING or ACTIVE    USE           OK
- *   SUCCESS_RENEW   DECRYPT_ONLY         USE_RENEW     KEY_RETIRED
- *
- * then, for a ticket that would resume, in this order: session older than
- * max_session_age_ms → IGNORE_RENEW SESSION_TOO_OLD; bound server name ≠ SNI
- * → IGNORE_RENEW SNI_MISMATCH; bound client identity revoked → IGNORE_RENEW
- * CLIENT_REVOKED; issued more than the allowed skew in the future →
- * IGNORE_RENEW ISSUED_IN_FUTURE.
+ * The key-state step: the default decision of the shared table
+ * (keys/ticket-decision-table.ts). The steps after it, for a ticket that would
+ * resume, in this order: session older than max_session_age_ms → IGNORE_RENEW
+ * SESSION_TOO_OLD; bound server name ≠ SNI → IGNORE_RENEW SNI_MISMATCH; bound
+ * client identity revoked → IGNORE_RENEW CLIENT_REVOKED; issued more than the
+ * allowed skew in the future → IGNORE_RENEW ISSUED_IN_FUTURE.
  */
-export const keyStatePolicy: TicketPolicy = (input) => {
-  switch (input.status) {
-    case TicketStatus.SUCCESS:
-      return { decision: TicketDecision.USE, reason: TicketReason.OK };
-    case TicketStatus.SUCCESS_RENEW:
-      return { decision: TicketDecision.USE_RENEW, reason: TicketReason.KEY_RETIRED };
-    case TicketStatus.EMPTY:
-      return { decision: TicketDecision.IGNORE_RENEW, reason: TicketReason.EMPTY };
-    default:
-      return { decision: TicketDecision.IGNORE_RENEW, reason: input.reason };
-  }
-};
+export const keyStatePolicy: TicketPolicy = (input) => defaultTicketDecision(input.status, input.reason);
 
 const refuse = (reason: TicketReason) => ({ decision: TicketDecision.IGNORE_RENEW, reason });
 

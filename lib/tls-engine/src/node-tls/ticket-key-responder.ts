@@ -1,6 +1,7 @@
 import { node128Keys } from '../keys/key-material.js';
 import type { KeySchedule, ScheduledKey } from '../keys/key-schedule.js';
-import { TicketDecision, TicketReason } from '@keyfleet/proto';
+import { TicketStatus, type TicketDecision, type TicketReason } from '@keyfleet/proto';
+import { defaultTicketDecision, lookupTicketKey, openedTicketStatus } from '../keys/ticket-decision-table.js';
 import { keyNameHex } from '../keys/ticket-key.js';
 
 /** OpenSSL's ticket key callback results, as Node's hook passes them through. */
@@ -42,9 +43,9 @@ export interface SealAnswer {
 const zero16 = new Uint8Array(16);
 
 /**
- * Answers Node's per-ticket hook from the key schedule (DESIGN.md §3): seal
- * under the ACTIVE key; open by name with use (PENDING, ACTIVE), use-and-renew
- * (DECRYPT_ONLY) or not-found (gone, revoked, unknown). Pure apart from a
+ * Answers Node's per-ticket hook from the key schedule: seal under the ACTIVE
+ * key; open by name through the shared decision table (use for PENDING and
+ * ACTIVE, use-and-renew for DECRYPT_ONLY, not-found for gone, revoked, unknown). Pure apart from a
  * cache of derived keys, so the handshake path does no HKDF after the first
  * ticket under a key.
  */
@@ -78,60 +79,38 @@ export class TicketKeyResponder {
     };
   }
 
-  /** Whether and how to open a ticket whose key name is `name`. */
+  /**
+   * Whether and how to open a ticket whose key name is `name`, by the shared
+   * table: the status a ticket under that key gets, as Node's hook result.
+   */
   open(schedule: KeySchedule | undefined, name: Uint8Array, nowMs: number): OpenAnswer {
-    const nameHex = keyNameHex(name);
-    const notFound = (
-      reason: TicketReason,
-      keyName: Uint8Array | undefined,
-      validFromMs = -Infinity,
-    ): OpenAnswer => ({
-      result: TicketKeyResult.NOT_FOUND,
-      hmacKey: zero16,
-      aesKey: zero16,
-      decision: TicketDecision.IGNORE_RENEW,
-      reason,
-      keyName,
-      validFromMs,
-      validUntilMs: Infinity,
-    });
-    if (!schedule) return notFound(TicketReason.UNKNOWN_KEY, undefined);
-    if (schedule.isRevoked(nameHex)) return notFound(TicketReason.KEY_REVOKED, name);
-    const key = schedule.find(nameHex);
-    if (!key || key.secret.length === 0) return notFound(TicketReason.UNKNOWN_KEY, undefined);
-    switch (schedule.stateOf(key, nowMs)) {
-      case 'gone':
-        return notFound(TicketReason.KEY_EXPIRED, key.name, key.expiresAtMs);
-      case 'decrypt-only':
-        return {
-          result: TicketKeyResult.USE_RENEW,
-          ...this.keysOf(key),
-          decision: TicketDecision.USE_RENEW,
-          reason: TicketReason.KEY_RETIRED,
-          keyName: key.name,
-          validFromMs: key.retiresAtMs,
-          validUntilMs: key.expiresAtMs,
-        };
-      case 'pending':
-        return {
-          result: TicketKeyResult.USE,
-          ...this.keysOf(key),
-          decision: TicketDecision.USE,
-          reason: TicketReason.OK,
-          keyName: key.name,
-          validFromMs: -Infinity,
-          validUntilMs: key.retiresAtMs,
-        };
-      case 'active':
-        return {
-          result: TicketKeyResult.USE,
-          ...this.keysOf(key),
-          decision: TicketDecision.USE,
-          reason: TicketReason.OK,
-          keyName: key.name,
-          validFromMs: key.activatesAtMs,
-          validUntilMs: key.retiresAtMs,
-        };
+    const lookup = lookupTicketKey(schedule, keyNameHex(name), nowMs);
+    if ('refused' in lookup) {
+      const { decision, reason } = defaultTicketDecision(lookup.refused.status, lookup.refused.reason);
+      return {
+        result: TicketKeyResult.NOT_FOUND,
+        hmacKey: zero16,
+        aesKey: zero16,
+        decision,
+        reason,
+        // Revoked names are labelled like held ones: the set knows them.
+        keyName: lookup.key?.name ?? (schedule?.isRevoked(keyNameHex(name)) ? name : undefined),
+        validFromMs: lookup.key ? lookup.key.expiresAtMs : -Infinity,
+        validUntilMs: Infinity,
+      };
     }
+    const { key, state } = lookup;
+    const opened = openedTicketStatus(state);
+    const { decision, reason } = defaultTicketDecision(opened.status, opened.reason);
+    return {
+      result: opened.status === TicketStatus.SUCCESS_RENEW ? TicketKeyResult.USE_RENEW : TicketKeyResult.USE,
+      ...this.keysOf(key),
+      decision,
+      reason,
+      keyName: key.name,
+      // A key's state changes only at its activation, retirement and expiry.
+      validFromMs: state === 'pending' ? -Infinity : state === 'active' ? key.activatesAtMs : key.retiresAtMs,
+      validUntilMs: state === 'decrypt-only' ? key.expiresAtMs : key.retiresAtMs,
+    };
   }
 }

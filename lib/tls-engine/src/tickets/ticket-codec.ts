@@ -2,6 +2,7 @@ import { randomFillSync } from 'node:crypto';
 import { TicketReason, TicketStatus } from '@keyfleet/proto';
 import type { KeySchedule, ScheduledKey, ScheduledKeyState } from '../keys/key-schedule.js';
 import { KEY_NAME_BYTES, keyNameHex } from '../keys/ticket-key.js';
+import { lookupTicketKey, openedTicketStatus } from '../keys/ticket-decision-table.js';
 import {
   decodePlaintext,
   encodePlaintext,
@@ -125,14 +126,10 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       // Copied (also from a Buffer, whose slice is a view) so the result never aliases the caller's buffer.
       const keyName = new Uint8Array(ticket.subarray(1, 1 + KEY_NAME_BYTES));
       const nameHex = keyNameHex(keyName);
-      const key = keys?.schedule.find(nameHex);
-      if (!keys || !key) {
-        const revoked = keys?.schedule.isRevoked(nameHex) ?? false;
-        return noDecrypt(revoked ? TicketReason.KEY_REVOKED : TicketReason.UNKNOWN_KEY, keyName, nameHex);
-      }
-      const keyState = keys.schedule.stateOf(key, nowMs);
-      if (keyState === 'gone') return noDecrypt(TicketReason.KEY_EXPIRED, keyName, nameHex, keyState);
-      const aeadKey = keys.aeadKey(nameHex);
+      const lookup = lookupTicketKey(keys?.schedule, nameHex, nowMs);
+      if ('refused' in lookup) return noDecrypt(lookup.refused.reason, keyName, nameHex, lookup.state);
+      const keyState = lookup.state;
+      const aeadKey = keys?.aeadKey(nameHex);
       if (!aeadKey) return noDecrypt(TicketReason.UNKNOWN_KEY, keyName, nameHex, keyState);
       const nonce = ticket.subarray(1 + KEY_NAME_BYTES, TICKET_HEADER_BYTES);
       const plaintext = aead.open(
@@ -144,23 +141,8 @@ export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
       if (!plaintext) return noDecrypt(TicketReason.AUTH_FAILED, keyName, nameHex, keyState);
       const payload = decodePlaintext(plaintext);
       if (!payload) return noDecrypt(TicketReason.MALFORMED, keyName, nameHex, keyState);
-      return keyState === 'decrypt-only'
-        ? {
-            status: TicketStatus.SUCCESS_RENEW,
-            reason: TicketReason.KEY_RETIRED,
-            keyName,
-            keyNameHex: nameHex,
-            keyState,
-            payload,
-          }
-        : {
-            status: TicketStatus.SUCCESS,
-            reason: TicketReason.OK,
-            keyName,
-            keyNameHex: nameHex,
-            keyState,
-            payload,
-          };
+      const { status, reason } = openedTicketStatus(keyState);
+      return { status, reason, keyName, keyNameHex: nameHex, keyState, payload };
     },
   };
 }
