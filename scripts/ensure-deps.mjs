@@ -52,3 +52,9 @@ if (stale) {
   const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
+
+// The engine's native TLS port, built for whichever Node runs this (so each
+// runtime has its own build). Without it the engine still works, with fewer
+// decisions in real handshakes; `npm start` and `npm test` want all of them.
+const { buildNativePort } = await import('./build-native.mjs');
+buildNativePort();

@@ -24,7 +24,10 @@ export interface TicketStatusRow {
 }
 
 const SUCCESS: TicketStatusRow = { status: TicketStatus.SUCCESS, reason: TicketReason.OK };
-const SUCCESS_RENEW: TicketStatusRow = { status: TicketStatus.SUCCESS_RENEW, reason: TicketReason.KEY_RETIRED };
+const SUCCESS_RENEW: TicketStatusRow = {
+  status: TicketStatus.SUCCESS_RENEW,
+  reason: TicketReason.KEY_RETIRED,
+};
 const EXPIRED: TicketStatusRow = { status: TicketStatus.NO_DECRYPT, reason: TicketReason.KEY_EXPIRED };
 const REVOKED: TicketStatusRow = { status: TicketStatus.NO_DECRYPT, reason: TicketReason.KEY_REVOKED };
 const UNKNOWN: TicketStatusRow = { status: TicketStatus.NO_DECRYPT, reason: TicketReason.UNKNOWN_KEY };
@@ -45,10 +48,18 @@ export function openedTicketStatus(state: ScheduledKeyState): TicketStatusRow {
 /** Where a ticket's key name leads: a key that may open it, or the NO_DECRYPT row that ends it. */
 export type TicketKeyLookup =
   | { readonly key: ScheduledKey; readonly state: Exclude<ScheduledKeyState, 'gone'> }
-  | { readonly key: ScheduledKey | undefined; readonly state: 'gone' | undefined; readonly refused: TicketStatusRow };
+  | {
+      readonly key: ScheduledKey | undefined;
+      readonly state: 'gone' | undefined;
+      readonly refused: TicketStatusRow;
+    };
 
 /** Looks a ticket's key name up before any decryption: unknown, revoked and expired keys end here. */
-export function lookupTicketKey(schedule: KeySchedule | undefined, nameHex: string, nowMs: number): TicketKeyLookup {
+export function lookupTicketKey(
+  schedule: KeySchedule | undefined,
+  nameHex: string,
+  nowMs: number,
+): TicketKeyLookup {
   const key = schedule?.find(nameHex);
   if (!schedule || !key || key.secret.length === 0) {
     const refused = schedule?.isRevoked(nameHex) ? REVOKED : UNKNOWN;

@@ -24,6 +24,12 @@ export interface EngineMetrics {
   readonly illegalDecisions: Counter<'ring'>;
   readonly staplesServed: Counter<'result'>;
   readonly ticketHookFallback: Gauge;
+  /** 1 when the native port's ticket callbacks are not installed (Node's key hook decides alone). */
+  readonly ticketCallbacksFallback: Gauge;
+  /** Ticket or client-certificate callbacks whose JavaScript threw: the handshake got the safe answer. */
+  readonly ticketCallbackErrors: Counter<'ring' | 'callback'>;
+  /** Node internals the engine relies on that this runtime lacks (value 1 each). */
+  readonly nodeInternalMissing: Gauge<'internal'>;
   /**
    * Counts one decision; the label set of each combination is built once
    * and its child reused. Pass `keyName` only for a key the set holds (else the
@@ -129,6 +135,38 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
         registers: [registry],
       }),
   );
+  const ticketCallbacksFallback = registered<Gauge>(
+    registry,
+    'keyfleet_engine_ticket_callbacks_fallback',
+    () =>
+      new Gauge({
+        name: 'keyfleet_engine_ticket_callbacks_fallback',
+        help: "1 when OpenSSL's session-ticket callbacks (the native port) are not installed: no appdata, no ABORT/IGNORE, no max-age or SNI rules in handshakes.",
+        registers: [registry],
+      }),
+  );
+  const ticketCallbackErrors = registered<Counter<'ring' | 'callback'>>(
+    registry,
+    'keyfleet_engine_ticket_callback_errors_total',
+    () =>
+      new Counter({
+        name: 'keyfleet_engine_ticket_callback_errors_total',
+        help: 'Callbacks (generate, decrypt, client_certificate) that threw or failed; decrypt then aborts the handshake, generate issues a ticket without appdata.',
+        labelNames: ['ring', 'callback'] as const,
+        registers: [registry],
+      }),
+  );
+  const nodeInternalMissing = registered<Gauge<'internal'>>(
+    registry,
+    'keyfleet_engine_node_internal_missing',
+    () =>
+      new Gauge({
+        name: 'keyfleet_engine_node_internal_missing',
+        help: 'Undocumented Node internals the engine relies on that this runtime lacks (1 each); the engine fell back.',
+        labelNames: ['internal'] as const,
+        registers: [registry],
+      }),
+  );
   new Gauge({
     name: 'keyfleet_engine_key_set_epoch',
     help: 'Epoch of the key set this node holds.',
@@ -176,6 +214,9 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
     illegalDecisions,
     staplesServed,
     ticketHookFallback,
+    ticketCallbacksFallback,
+    ticketCallbackErrors,
+    nodeInternalMissing,
     countDecision(ring, keyName, decision, reason) {
       const key =
         keyName === undefined

@@ -1,6 +1,10 @@
+import { hostname } from 'node:os';
 import { Registry } from 'prom-client';
+import { defaultTicketPolicies } from '../decisions/default-policies.js';
+import type { TicketPolicy } from '../decisions/ticket-policy.js';
 import type { StapleSource } from '../staples/staple-cache.js';
 import type { TicketKeySource } from './key-source.js';
+import type { UserAppdataSource } from './session-ticket-callbacks.js';
 import { sessionIdContextForRing } from './session-id-context.js';
 
 /** The few log calls attach makes; pino, console or a test spy all fit. */
@@ -35,6 +39,23 @@ export interface AttachOptions {
   ticketHook?: 'auto' | 'static';
   /** How often the static fallback re-checks which key is ACTIVE. Default 1000 ms. */
   staticRefreshMs?: number;
+  /**
+   * 'auto' (default) installs OpenSSL's session-ticket callbacks through the
+   * native port when it loads, so every offered ticket gets a status, the
+   * engine's appdata and a decision from `policies` (ABORT, IGNORE,
+   * IGNORE_RENEW, USE, USE_RENEW); without the port Node's key hook decides
+   * alone (use, renew or full handshake) and the ring's max session age and
+   * SNI binding are not applied. 'off' skips the port.
+   */
+  ticketCallbacks?: 'auto' | 'off';
+  /** Decision steps for the ticket callbacks, key-state first. Default defaultTicketPolicies(). */
+  policies?: readonly TicketPolicy[];
+  /** Extra appdata sealed into each ticket beside the engine's own (at most about 3.5 KiB). Default none. */
+  appdata?: UserAppdataSource;
+  /** Written into each ticket's appdata: which node issued it. Default `<hostname>:<pid>`. */
+  nodeId?: string;
+  /** Issue times up to this far in the future are accepted (nodes' clocks differ). Default 30000. */
+  maxClockSkewMs?: number;
   /** The clock every decision reads. Default Date.now. */
   now?: () => number;
   /** Where decisions, staples served and the fallback gauge are recorded. Default: a private registry. */
@@ -50,6 +71,11 @@ export interface CompiledAttachOptions {
   readonly sessionIdContext: string | undefined;
   readonly ticketHook: 'auto' | 'static';
   readonly staticRefreshMs: number;
+  readonly ticketCallbacks: 'auto' | 'off';
+  readonly policies: readonly TicketPolicy[];
+  readonly appdata: UserAppdataSource | undefined;
+  readonly nodeId: string;
+  readonly maxClockSkewMs: number;
   readonly now: () => number;
   readonly registry: Registry;
   readonly logger: EngineLogger;
@@ -72,6 +98,18 @@ export function compileAttachOptions(options: AttachOptions): CompiledAttachOpti
   if (!Number.isFinite(staticRefreshMs) || staticRefreshMs < 10) {
     throw new Error(`attach: staticRefreshMs must be at least 10, got ${staticRefreshMs}`);
   }
+  const ticketCallbacks = options.ticketCallbacks ?? 'auto';
+  if (ticketCallbacks !== 'auto' && ticketCallbacks !== 'off') {
+    throw new Error(`attach: ticketCallbacks must be 'auto' or 'off', got ${String(ticketCallbacks)}`);
+  }
+  const policies = options.policies ?? defaultTicketPolicies();
+  if (policies.length === 0) throw new Error('attach: policies must not be empty');
+  const maxClockSkewMs = options.maxClockSkewMs ?? 30_000;
+  if (!Number.isFinite(maxClockSkewMs) || maxClockSkewMs < 0) {
+    throw new Error(`attach: maxClockSkewMs must be a non-negative number, got ${maxClockSkewMs}`);
+  }
+  const nodeId = options.nodeId ?? `${hostname()}:${process.pid}`;
+  if (Buffer.byteLength(nodeId) > 255) throw new Error('attach: nodeId must be at most 255 bytes');
   let sessionIdContext: string | undefined;
   if (options.sessionIdContext === false) sessionIdContext = undefined;
   else if (typeof options.sessionIdContext === 'string') sessionIdContext = options.sessionIdContext;
@@ -89,6 +127,11 @@ export function compileAttachOptions(options: AttachOptions): CompiledAttachOpti
     sessionIdContext,
     ticketHook,
     staticRefreshMs,
+    ticketCallbacks,
+    policies,
+    appdata: options.appdata,
+    nodeId,
+    maxClockSkewMs,
     now: options.now ?? Date.now,
     registry: options.registry ?? new Registry(),
     logger: options.logger ?? stderrLogger,

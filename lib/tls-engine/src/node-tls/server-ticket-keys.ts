@@ -1,42 +1,64 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { nodeTicketKeys } from '../keys/key-material.js';
-import { keyNameHex, keyNameLabel } from '../keys/ticket-key.js';
-import type { CompiledAttachOptions } from './attach-options.js';
+import { keyNameHex } from '../keys/ticket-key.js';
+import type { CompiledAttachOptions, EngineLogger } from './attach-options.js';
 import type { TicketKeySource } from './key-source.js';
-import {
-  decisionLabel,
-  reasonLabel,
-  UNKNOWN_KEY_LABEL,
-  type EngineMetrics,
-} from '../metrics/engine-metrics.js';
-import type { KeySchedule } from '../keys/key-schedule.js';
+import type { EngineMetrics } from '../metrics/engine-metrics.js';
+import { loadNativePort } from './native-port.js';
+import { sessionTicketCallbacks } from './session-ticket-callbacks.js';
+import { createTicketKeyHandler } from './ticket-key-handler.js';
 import {
   defaultContextOf,
   installTicketKeyHook,
+  missingNodeInternals,
+  NODE_INTERNALS,
   setSessionIdContext,
+  setSessionTimeout,
   setStaticTicketKeys,
   sniContextsOf,
   ticketKeyHookAvailable,
   wrapSniCallback,
   type AnySecureContext,
-  type NativeTicketKeyHandler,
+  type NodeInternal,
 } from './ticket-key-hook.js';
-import { TicketKeyResponder, TicketKeyResult } from './ticket-key-responder.js';
 
 export type TicketKeyMode = 'hook' | 'static';
+/** 'native': OpenSSL's session-ticket callbacks decide; otherwise Node's key hook alone, and why. */
+export type TicketCallbackMode = 'native' | 'off' | 'unavailable';
 
 export interface InstalledTicketKeys {
   readonly mode: TicketKeyMode;
+  readonly callbacks: TicketCallbackMode;
   detach(): void;
 }
 
-const zero16 = new Uint8Array(16);
+/** Says which Node internals this runtime lacks, once per process, in a log line and a gauge. */
+const reported = new Set<NodeInternal>();
+function reportMissingInternals(
+  missing: readonly NodeInternal[],
+  metrics: EngineMetrics,
+  logger: EngineLogger,
+) {
+  for (const internal of NODE_INTERNALS)
+    metrics.nodeInternalMissing.set({ internal }, missing.includes(internal) ? 1 : 0);
+  for (const internal of missing) {
+    if (reported.has(internal)) continue;
+    reported.add(internal);
+    logger.warn(`Node ${process.version} lacks ${internal}, which the engine relies on: falling back`, {
+      internal,
+      node: process.version,
+    });
+  }
+}
 
 /**
  * Puts the ring's keys into every SecureContext the server uses (the default
  * one, `addContext` ones, SNICallback ones, and any later `setSecureContext`),
- * together with the ring's session-id context.
+ * together with the ring's session-id context, the ring's ticket lifetime as
+ * the session timeout, and (through the native port) OpenSSL's session-ticket
+ * callbacks. Each piece falls back on its own when the runtime lacks what it
+ * needs, and says so.
  */
 export function installServerTicketKeys(
   server: tls.Server,
@@ -44,85 +66,63 @@ export function installServerTicketKeys(
   options: CompiledAttachOptions,
   metrics: EngineMetrics,
 ): InstalledTicketKeys {
+  reportMissingInternals(missingNodeInternals(server), metrics, options.logger);
   const defaultContext = defaultContextOf(server);
   const hookAvailable = defaultContext !== undefined && ticketKeyHookAvailable(defaultContext);
   const mode: TicketKeyMode = options.ticketHook === 'auto' && hookAvailable ? 'hook' : 'static';
-  const responder = new TicketKeyResponder();
   const ring = keys.ring;
 
-  // Opening answers are reused while the schedule and the key's state stay
-  // the same: the handshake path then does one map lookup and one counter
-  // increment, and hands Node the same (read-only) array each time.
-  interface CachedOpen {
-    readonly schedule: KeySchedule;
-    readonly validFromMs: number;
-    readonly validUntilMs: number;
-    readonly reply: [number, Uint8Array, Uint8Array];
-    readonly counter: { inc(): void };
-  }
-  const openCache = new Map<string, CachedOpen>();
-  const maxCachedNames = 256;
-  const open = (schedule: KeySchedule | undefined, name: Buffer, nowMs: number) => {
-    const nameHex = name.toString('hex');
-    const cached = openCache.get(nameHex);
-    if (
-      cached &&
-      cached.schedule === schedule &&
-      nowMs >= cached.validFromMs &&
-      nowMs < cached.validUntilMs
-    ) {
-      cached.counter.inc();
-      return cached.reply;
-    }
-    const answer = responder.open(schedule, name, nowMs);
-    const counter = metrics.ticketDecisions.labels({
-      ring,
-      key: answer.keyName ? keyNameLabel(answer.keyName) : UNKNOWN_KEY_LABEL,
-      decision: decisionLabel(answer.decision),
-      reason: reasonLabel(answer.reason),
-    });
-    counter.inc();
-    const reply: [number, Uint8Array, Uint8Array] = [answer.result, answer.hmacKey, answer.aesKey];
-    // Names the set never held are not cached: a client could send endless ones.
-    if (schedule && answer.keyName) {
-      if (openCache.size >= maxCachedNames) openCache.clear();
-      openCache.set(nameHex, {
-        schedule,
-        validFromMs: answer.validFromMs,
-        validUntilMs: answer.validUntilMs,
-        reply,
-        counter,
-      });
-    }
-    return reply;
+  const port = options.ticketCallbacks === 'auto' ? loadNativePort() : undefined;
+  const callbacks = port?.available
+    ? sessionTicketCallbacks({
+        keys,
+        policies: options.policies,
+        metrics,
+        now: options.now,
+        nodeId: options.nodeId,
+        maxClockSkewMs: options.maxClockSkewMs,
+        userAppdata: options.appdata,
+        logger: options.logger,
+      })
+    : undefined;
+  let callbackMode: TicketCallbackMode = callbacks
+    ? 'native'
+    : options.ticketCallbacks === 'off'
+      ? 'off'
+      : 'unavailable';
+  const callbacksUnavailable = (reason: string) => {
+    callbackMode = 'unavailable';
+    metrics.ticketCallbacksFallback.set(1);
+    options.logger.warn(
+      "OpenSSL's session-ticket callbacks are not installed: Node's key hook decides alone (no appdata, no ABORT/IGNORE, and the ring's max session age and SNI binding are not applied)",
+      { ring, reason },
+    );
   };
+  metrics.ticketCallbacksFallback.set(callbacks ? 0 : 1);
+  if (port && !port.available) callbacksUnavailable(port.reason);
+  // With the callbacks, they decide and count; the hook only picks keys.
+  const handler = createTicketKeyHandler(keys, options.now, metrics, callbackMode !== 'native');
 
-  const handler: NativeTicketKeyHandler = (name, _iv, encrypt) => {
-    // A throw here would make OpenSSL fail the handshake; a full handshake
-    // (or no ticket) is always the safer answer.
-    try {
-      const nowMs = options.now();
-      const schedule = keys.schedule();
-      if (encrypt) {
-        const sealed = responder.seal(schedule, nowMs);
-        return [sealed.result, sealed.hmacKey, sealed.aesKey, sealed.name, randomBytes(16)];
-      }
-      return open(schedule, name, nowMs);
-    } catch {
-      return [TicketKeyResult.NOT_FOUND, zero16, zero16, zero16, zero16];
-    }
+  // The ring's ticket lifetime is OpenSSL's session timeout: the lifetime hint
+  // sent with each ticket, and how long a session may be resumed.
+  let timeoutSeconds: number | undefined;
+  const currentTimeoutSeconds = () => {
+    const lifetimeMs = keys.rules?.()?.ticketLifetimeHintMs;
+    return lifetimeMs && lifetimeMs > 0 ? Math.max(1, Math.round(lifetimeMs / 1000)) : undefined;
   };
 
   let staticKeys: Buffer | undefined;
   const prepared = new WeakSet<object>();
   const prepare = (context: AnySecureContext, force = false) => {
     if (options.sessionIdContext !== undefined) setSessionIdContext(context, options.sessionIdContext);
-    if (mode === 'hook') {
-      if (prepared.has(context) && !force) return;
-      prepared.add(context);
-      installTicketKeyHook(context, handler);
-    } else if (staticKeys) {
-      setStaticTicketKeys(context, staticKeys);
+    if (timeoutSeconds !== undefined) setSessionTimeout(context, timeoutSeconds);
+    if (mode === 'static' && staticKeys) setStaticTicketKeys(context, staticKeys);
+    if (prepared.has(context) && !force) return;
+    prepared.add(context);
+    if (mode === 'hook') installTicketKeyHook(context, handler);
+    if (callbacks && callbackMode === 'native' && port?.available) {
+      if (!port.port.installTicketCallbacks(context, callbacks))
+        callbacksUnavailable('a context holds no SSL_CTX');
     }
   };
   const prepareAll = () => {
@@ -168,7 +168,31 @@ export function installServerTicketKeys(
   }
   prepareAll();
 
-  const onKeysChanged = () => (mode === 'static' ? applyStatic() : undefined);
+  let warnedRules = false;
+  const onKeysChanged = () => {
+    const nextTimeout = currentTimeoutSeconds();
+    if (nextTimeout !== timeoutSeconds) {
+      timeoutSeconds = nextTimeout;
+      prepareAll();
+    }
+    const rules = keys.rules?.();
+    if (
+      callbackMode !== 'native' &&
+      !warnedRules &&
+      rules &&
+      (rules.maxSessionAgeMs > 0 || rules.bindServerName)
+    ) {
+      warnedRules = true;
+      options.logger.warn(
+        "the ring's max session age and SNI binding need the session-ticket callbacks: not applied here",
+        {
+          ring,
+        },
+      );
+    }
+    if (mode === 'static') applyStatic();
+  };
+  onKeysChanged();
   keys.addListener?.(onKeysChanged);
 
   // Contexts created later must get the same treatment.
@@ -191,6 +215,9 @@ export function installServerTicketKeys(
 
   return {
     mode,
+    get callbacks() {
+      return callbackMode;
+    },
     detach() {
       clearInterval(refreshTimer);
       keys.removeListener?.(onKeysChanged);

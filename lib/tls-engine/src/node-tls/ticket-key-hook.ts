@@ -12,9 +12,16 @@
  *   16-byte AES-128-CBC key whatever the result, plus a 16-byte name and IV
  *   when encrypting. A throw or a malformed array makes OpenSSL fail the
  *   handshake, so the handler given here must never throw.
- * - `native.setSessionIdContext(string)` and `native.setTicketKeys(Buffer)`.
- * - `tls.Server` keeps its SNICallback under a symbol described 'snicallback'
- *   and the default context at `server._sharedCreds`.
+ * - `native.setSessionIdContext(string)`, `native.setTicketKeys(Buffer)` and
+ *   `native.setSessionTimeout(seconds)` (OpenSSL's SSL_CTX_set_timeout, which
+ *   is also the ticket lifetime hint).
+ * - `native._external`: a V8 External holding the SSL_CTX* (the native port's way in).
+ * - `tls.Server` keeps its SNICallback under a symbol described 'snicallback',
+ *   `addContext` contexts in `server._contexts`, and the default context at
+ *   `server._sharedCreds`.
+ *
+ * Node 20, 24 and 26 have all of them. `missingNodeInternals` names the ones a
+ * runtime lacks, so the engine can say exactly what broke and fall back.
  */
 import type tls from 'node:tls';
 
@@ -30,6 +37,8 @@ interface NativeSecureContext {
   onticketkeycallback?: NativeTicketKeyHandler;
   setSessionIdContext?: (id: string) => void;
   setTicketKeys?: (keys: Buffer) => void;
+  setSessionTimeout?: (seconds: number) => void;
+  _external?: unknown;
 }
 
 /** A SecureContext (public wrapper) or its native object, as Node hands them around. */
@@ -64,6 +73,45 @@ export function setSessionIdContext(context: AnySecureContext, id: string): bool
   if (typeof native?.setSessionIdContext !== 'function') return false;
   native.setSessionIdContext(id);
   return true;
+}
+
+/** Sets OpenSSL's session timeout (whole seconds), which is also the ticket lifetime hint; false when not possible. */
+export function setSessionTimeout(context: AnySecureContext, seconds: number): boolean {
+  const native = nativeOf(context);
+  if (typeof native?.setSessionTimeout !== 'function') return false;
+  native.setSessionTimeout(seconds);
+  return true;
+}
+
+/** The internals this file relies on, by the name logs and the metric use. */
+export const NODE_INTERNALS = [
+  'server._sharedCreds',
+  'server._contexts',
+  'server[snicallback]',
+  'context.enableTicketKeyCallback',
+  'context.setSessionIdContext',
+  'context.setSessionTimeout',
+  'context.setTicketKeys',
+  'context._external',
+] as const;
+export type NodeInternal = (typeof NODE_INTERNALS)[number];
+
+/** Which of NODE_INTERNALS this server (and its default context) lacks. */
+export function missingNodeInternals(server: tls.Server): NodeInternal[] {
+  const holder = server as unknown as Record<string | symbol, unknown>;
+  const context = defaultContextOf(server);
+  const native = context ? nativeOf(context) : undefined;
+  const present: Record<NodeInternal, boolean> = {
+    'server._sharedCreds': context !== undefined && context !== null,
+    'server._contexts': Array.isArray(holder._contexts),
+    'server[snicallback]': Object.getOwnPropertySymbols(server).some((s) => s.description === 'snicallback'),
+    'context.enableTicketKeyCallback': typeof native?.enableTicketKeyCallback === 'function',
+    'context.setSessionIdContext': typeof native?.setSessionIdContext === 'function',
+    'context.setSessionTimeout': typeof native?.setSessionTimeout === 'function',
+    'context.setTicketKeys': typeof native?.setTicketKeys === 'function',
+    'context._external': native?._external !== undefined && native._external !== null,
+  };
+  return NODE_INTERNALS.filter((name) => !present[name]);
 }
 
 /** The public single-key fallback applied to a context Node gave us natively (SNI contexts). */

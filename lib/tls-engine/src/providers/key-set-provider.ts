@@ -8,6 +8,7 @@ import { startWatchLoop, type WatchLoop } from '../client/watch-loop.js';
 import { engineMetrics, type EngineMetrics } from '../metrics/engine-metrics.js';
 import {
   ticketKeyRingFromKeySet,
+  type RingRules,
   type TicketKeyRing,
   type TicketKeyRingSource,
 } from '../engine/ticket-key-ring.js';
@@ -140,6 +141,16 @@ export class KeySetProvider implements TicketKeyRingSource {
   /** The current schedule: what node-tls's TicketKeySource (attach) reads on each handshake. */
   schedule(): KeySchedule | undefined {
     return this.keys?.schedule;
+  }
+
+  /** The ring's rules from the key set held (node-tls applies lifetime, max age and SNI binding). */
+  rules(): RingRules | undefined {
+    return this.keys?.rules;
+  }
+
+  /** Epoch of the key set held. */
+  epoch(): number | undefined {
+    return this.keys?.epoch;
   }
 
   /** Milliseconds since the last message from the service (or applyKeySet); undefined before the first. */

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "keyfleet_tls",
+      "sources": ["keyfleet_tls.cc"],
+      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"]
+    }
+  ]
+}
