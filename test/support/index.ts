@@ -19,7 +19,9 @@ export { hasCommand, requireCommand, systemPackageFor } from './system-commands.
 export {
   runSClient,
   runSTime,
+  sessionTicketHex,
   sessionTicketKeyName,
+  ticketHexIn,
   ticketKeyNameIn,
   type SClientOptions,
   type SClientResult,

@@ -51,6 +51,18 @@ export interface SClientResult {
    * the print, so read those from the -sess_out file.
    */
   readonly printedTicketKeyName: string | undefined;
+  /** The whole ticket of that printed session, lower-case hex. */
+  readonly printedTicketHex: string | undefined;
+  /** TLS 1.3 NewSessionTicket messages that arrived after the handshake. */
+  readonly postHandshakeTickets: number;
+  /**
+   * The alert the server sent, e.g. "internal error" (a failed handshake). With
+   * -sess_in, s_client prints "New, TLSv1.x" from the offered session even
+   * when the handshake failed, so `connected` alone does not say it worked.
+   */
+  readonly receivedAlert: string | undefined;
+  /** The last "TLS session ticket lifetime hint: N (seconds)" printed. */
+  readonly lifetimeHintSeconds: number | undefined;
 }
 
 /** Runs one `openssl s_client` connection and parses what it printed. */
@@ -82,6 +94,7 @@ export async function runSClient(options: SClientOptions): Promise<SClientResult
   clearTimeout(timer);
   const session = /^(New|Reused), (TLSv[\d.]+)/m.exec(output);
   const certStatus = /Cert Status: (\w+)/.exec(output);
+  const lifetimeHint = [...output.matchAll(/lifetime hint: (\d+)/g)].at(-1);
   return {
     output,
     exitCode,
@@ -91,6 +104,10 @@ export async function runSClient(options: SClientOptions): Promise<SClientResult
     stapled: /OCSP Response Data:/.test(output),
     stapleCertStatus: certStatus?.[1],
     printedTicketKeyName: ticketKeyNameIn(output),
+    printedTicketHex: ticketHexIn(output),
+    receivedAlert: /SSL routines:[^:]*:(?:tlsv1|sslv3) alert ([a-z ]+?):/.exec(output)?.[1],
+    postHandshakeTickets: (output.match(/Post-Handshake New Session Ticket arrived/g) ?? []).length,
+    lifetimeHintSeconds: lifetimeHint ? Number(lifetimeHint[1]) : undefined,
   };
 }
 
@@ -112,6 +129,20 @@ export function ticketKeyNameIn(text: string): string | undefined {
   return hex.length >= 32 ? hex.slice(0, 32).toLowerCase() : undefined;
 }
 
+/** The whole ticket of the last "TLS session ticket:" hex dump in `text`, lower-case hex. */
+export function ticketHexIn(text: string): string | undefined {
+  const start = text.lastIndexOf('TLS session ticket:');
+  if (start === -1) return undefined;
+  let hex = '';
+  // "    0010 - 6e 9c ... 01-02 ... 0f   ascii": at most 16 bytes, then two spaces and the ASCII column.
+  for (const line of text.slice(start).split('\n').slice(1)) {
+    const match = /^\s*[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -]){0,15}[0-9a-f]{2})(?: {2}|\s*$)/i.exec(line);
+    if (!match) break;
+    hex += match[1]!.replace(/[ -]/g, '');
+  }
+  return hex.length > 0 ? hex.toLowerCase() : undefined;
+}
+
 /**
  * The key name a session file's ticket was sealed under; undefined when the
  * file does not exist or holds no ticket.
@@ -123,6 +154,16 @@ export function sessionTicketKeyName(sessionFile: string): string | undefined {
     encoding: 'utf8',
   });
   return ticketKeyNameIn(text);
+}
+
+/** The whole ticket in a session file, lower-case hex; undefined without a file or a ticket. */
+export function sessionTicketHex(sessionFile: string): string | undefined {
+  requireCommand('openssl');
+  if (!existsSync(sessionFile)) return undefined;
+  const text = execFileSync('openssl', ['sess_id', '-in', sessionFile, '-noout', '-text'], {
+    encoding: 'utf8',
+  });
+  return ticketHexIn(text);
 }
 
 export interface STimeOptions {

@@ -36,6 +36,10 @@ export interface PolicyInput {
   readonly bound: { readonly serverName?: string | undefined; readonly clientIdentity?: string | undefined };
   readonly connection: TicketConnection;
   readonly ring: PolicyRingRules;
+  /** The application's own appdata sealed into the ticket (set when it opened). */
+  readonly appdata?: Uint8Array | undefined;
+  /** In a Node server's ticket: which node issued it, under which key-set epoch. */
+  readonly issuer?: { readonly nodeId: string; readonly epoch: number } | undefined;
 }
 
 export interface PolicyVerdict {

@@ -210,6 +210,7 @@ export function createTicketEngine(options: TicketEngineOptions): TicketEngine {
           bound: payload ?? NOTHING_BOUND,
           connection,
           ring: rulesFor(keyRing),
+          appdata: payload?.appdata,
         }),
       );
       let renewedTicket: Uint8Array | undefined;

@@ -194,6 +194,8 @@ export function sessionTicketCallbacks(options: SessionTicketCallbackOptions): S
             : { clientIdentity: peerIdentity },
           connection: { serverName: facts.serverName?.toLowerCase(), clientIdentity: peerIdentity },
           ring: rulesNow(),
+          appdata: appdata?.userAppdata,
+          issuer: appdata ? { nodeId: appdata.nodeId, epoch: appdata.epoch } : undefined,
         });
       }
       const legal = enforceLegalDecision(status, verdict);
