@@ -21,7 +21,6 @@ import {
 import { startFixtureServer, type FixtureServer } from './fixtures/fixture-process.js';
 import type { FixtureKey, FixtureRules, ObservedDecision } from './fixtures/fixture-protocol.js';
 
-const decryptWindowMs = 600_000;
 let pki: TestPki;
 let dir: { path: string; remove(): void };
 const servers: FixtureServer[] = [];
