@@ -46,6 +46,15 @@ export {
 export { staticKeySource, type StaticKeySource, type TicketKeySource } from './node-tls/key-source.js';
 export { sessionIdContextForRing } from './node-tls/session-id-context.js';
 export {
+  connectWithClientCertificate,
+  createClientCertificateContext,
+  type ClientCertificateContext,
+  type ClientCertificateContextOptions,
+} from './node-tls/client-certificate-context.js';
+export { loadNativePort, type NativePortStatus } from './node-tls/native-port.js';
+export type { UserAppdataSource } from './node-tls/session-ticket-callbacks.js';
+export { decodeTicketAppdata, encodeTicketAppdata, type TicketAppdata } from './node-tls/ticket-appdata.js';
+export {
   TicketKeyResponder,
   TicketKeyResult,
   type OpenAnswer,
