@@ -116,7 +116,7 @@ function handshake(version: 'TLSv1.2' | 'TLSv1.3', session?: Buffer): Promise<Ou
       // A resumed TLS 1.3 session under USE gets no new ticket: done at once.
       else if (socket.isSessionReused()) finish({ ok: true, reused: true, session: received });
     });
-    socket.once('error', (error) =>
+    socket.once('error', (error: Error) =>
       finish({ ok: false, reused: false, session: undefined, error: error.message }),
     );
   });
