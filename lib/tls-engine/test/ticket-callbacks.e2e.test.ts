@@ -280,3 +280,21 @@ for (const tls of ['1.2', '1.3'] as TlsVersion[]) {
     });
   });
 }
+
+describe('without the native port', () => {
+  test('the key hook decides alone, with a warning and the fallback gauge, and ring rules it cannot apply are said so', async () => {
+    const plain = await start('no-port', { KEYFLEET_NATIVE_PORT: 'off' });
+    assert.equal(plain.callbacks, 'unavailable');
+    const now = Date.now();
+    await feed([plain], [newKey(now - 5000, now - 1000)], { bindServerName: true });
+    const file = sessionFile();
+    assert.ok((await runSClient({ port: plain.port, sessOut: file, serverName: 'one.example' })).connected);
+    // Still resumes (the hook), but SNI binding cannot be applied: another name resumes too.
+    assert.ok((await runSClient({ port: plain.port, sessIn: file, serverName: 'two.example' })).reused);
+    assert.deepEqual(await observed(plain), [], 'no policy ran');
+    assert.match(await metricsOf(plain), /^keyfleet_engine_ticket_callbacks_fallback 1$/m);
+    assert.match(plain.output(), /session-ticket callbacks are not installed/);
+    assert.match(plain.output(), /KEYFLEET_NATIVE_PORT=off/);
+    assert.match(plain.output(), /max session age and SNI binding need the session-ticket callbacks/);
+  });
+});

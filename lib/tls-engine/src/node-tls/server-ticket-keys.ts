@@ -148,7 +148,15 @@ export function installServerTicketKeys(
       lastStaticName = 'none';
       staticKeys = randomBytes(48);
     }
-    server.setTicketKeys(staticKeys);
+    try {
+      server.setTicketKeys(staticKeys);
+    } catch (error) {
+      // Only a runtime whose internals moved gets here: say so, never throw from attach.
+      options.logger.warn('setTicketKeys failed: this server keeps its own ticket keys', {
+        ring,
+        error: (error as Error).message,
+      });
+    }
     prepareAll();
   };
 

@@ -111,7 +111,10 @@ export function missingNodeInternals(server: tls.Server): NodeInternal[] {
     'context.setTicketKeys': typeof native?.setTicketKeys === 'function',
     'context._external': native?._external !== undefined && native._external !== null,
   };
-  return NODE_INTERNALS.filter((name) => !present[name]);
+  // Without the default context nothing can be said about its methods: name only what is known missing.
+  return NODE_INTERNALS.filter(
+    (name) => !present[name] && (native !== undefined || !name.startsWith('context.')),
+  );
 }
 
 /** The public single-key fallback applied to a context Node gave us natively (SNI contexts). */
