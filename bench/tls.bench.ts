@@ -1,15 +1,24 @@
 /**
- * Handshakes per second against a node:tls server whose tickets come from the
- * ring through attach()'s per-ticket hook, with the same server holding one
- * static key through Node's `ticketKeys` as the baseline, measured in the same
- * run with `openssl s_time` (resumed: -reuse; full: -new; TLS 1.2, whose
- * s_time reuse works on tickets). Rounds alternate between the two servers so
- * machine noise hits both alike. BENCH_TLS_SECONDS (default 2) per round,
- * BENCH_TLS_ROUNDS (default 6) rounds per server and mode; the
- * figures are the medians of the per-round rates. A third figure runs the
- * same hook with a constant one-line handler: the floor Node's native-to-JS
- * call sets, so the gap between it and attach() is what our handler costs. A resumed figure
- * is refused unless s_time saw at least 90 % of its handshakes resume.
+ * Resumed and full handshakes against node:tls servers in this process, with
+ * `openssl s_time` as the client (resumed: -reuse; full: -new; TLS 1.2, whose
+ * s_time reuse works on tickets). The baseline is the same server holding one
+ * static key through Node's `ticketKeys`; the others are attach() with Node's
+ * per-ticket key hook only (`ticketCallbacks: 'off'`), attach() with the hook
+ * plus OpenSSL's session-ticket callbacks through the native port (the
+ * default), and the hook with a constant one-line handler (the floor Node's
+ * native-to-JS call sets). Rounds rotate between the servers so machine noise
+ * hits all alike. BENCH_TLS_SECONDS (default 2) per round, BENCH_TLS_ROUNDS
+ * (default 6) rounds per server and mode; figures are medians of per-round
+ * values. A resumed figure is refused unless s_time saw at least 90 % of its
+ * handshakes resume.
+ *
+ * Method change (native callbacks): besides the rates, each resumed round now
+ * reports server CPU microseconds per handshake: process.cpuUsage() (user +
+ * system) across the round divided by the handshakes the server completed in
+ * it (counted on 'secureConnection'). s_time runs in its own process, so this
+ * is the server's cost. Throughput swings on this machine between runs; the
+ * CPU figure is the one to compare. Until then "resumed_handshakes_per_second"
+ * measured the hook without callbacks (now "…_hook_only").
  */
 import tls from 'node:tls';
 import type net from 'node:net';
@@ -64,8 +73,14 @@ export default async function run(): Promise<BenchFigure[]> {
   };
   const hooked = tls.createServer(secure, onConnection);
   hooked.on('tlsClientError', () => {});
-  const engine = attach(hooked, { keys, registry: new Registry() });
+  const engine = attach(hooked, { keys, registry: new Registry(), ticketCallbacks: 'off' });
   if (engine.ticketKeyMode !== 'hook') throw new Error('the per-ticket hook is missing in this runtime');
+  const withCallbacks = tls.createServer(secure, onConnection);
+  withCallbacks.on('tlsClientError', () => {});
+  const callbackEngine = attach(withCallbacks, { keys, registry: new Registry() });
+  if (callbackEngine.ticketCallbacks !== 'native') {
+    throw new Error("the native port did not load: run 'node scripts/build-native.mjs'");
+  }
   const baseline = tls.createServer({ ...secure, ticketKeys: nodeTicketKeys(name, secret) }, onConnection);
   baseline.on('tlsClientError', () => {});
   // The floor: the same hook answering a constant in one line. What Node's
@@ -77,20 +92,29 @@ export default async function run(): Promise<BenchFigure[]> {
   installTicketKeyHook(defaultContextOf(emptyHook)!, (_name, _iv, encrypt) =>
     encrypt ? [1, hmacKey, aesKey, name, randomBytes(16)] : constantOpen,
   );
-  const ports = {
-    hook: await listen(hooked),
-    baseline: await listen(baseline),
-    emptyHook: await listen(emptyHook),
-  };
-  type Variant = keyof typeof ports;
+  const servers = { hook: hooked, callbacks: withCallbacks, baseline, emptyHook };
+  type Variant = keyof typeof servers;
+  const ports = {} as Record<Variant, number>;
+  const completed = {} as Record<Variant, number>;
+  for (const [which, server] of Object.entries(servers) as [Variant, tls.Server][]) {
+    ports[which] = await listen(server);
+    completed[which] = 0;
+    server.on('secureConnection', () => completed[which]++);
+  }
 
   const measure = async (reuse: boolean, variants: readonly Variant[]) => {
-    const rates: Record<Variant, number[]> = { hook: [], baseline: [], emptyHook: [] };
+    const rates: Record<Variant, number[]> = { hook: [], callbacks: [], baseline: [], emptyHook: [] };
+    const cpuMicros: Record<Variant, number[]> = { hook: [], callbacks: [], baseline: [], emptyHook: [] };
     for (let round = 0; round < rounds; round++) {
       // Rotate the order, so no variant always runs on a warmer (or busier) machine.
       const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
       for (const which of order) {
+        const before = completed[which];
+        const cpu = process.cpuUsage();
         const result = await runSTime({ port: ports[which], reuse, seconds, tls: '1.2' });
+        const used = process.cpuUsage(cpu);
+        const handshakes = completed[which] - before;
+        if (handshakes > 0) cpuMicros[which].push((used.user + used.system) / handshakes);
         // A "resumed" rate is only meaningful if the handshakes did resume.
         if (reuse && result.reusedConnections < 0.9 * result.connections) {
           throw new Error(
@@ -102,15 +126,50 @@ export default async function run(): Promise<BenchFigure[]> {
     }
     // Medians: one round disturbed by the rest of a busy machine does not move them.
     const median = (which: Variant) => percentile(rates[which], 50);
-    return { hook: median('hook'), baseline: median('baseline'), emptyHook: median('emptyHook') };
+    const cpu = (which: Variant) => percentile(cpuMicros[which], 50);
+    return {
+      hook: median('hook'),
+      callbacks: median('callbacks'),
+      baseline: median('baseline'),
+      emptyHook: median('emptyHook'),
+      cpu: { hook: cpu('hook'), callbacks: cpu('callbacks'), baseline: cpu('baseline') },
+    };
   };
 
   try {
-    const resumed = await measure(true, ['hook', 'baseline', 'emptyHook']);
-    const full = await measure(false, ['hook', 'baseline']);
+    const resumed = await measure(true, ['callbacks', 'hook', 'baseline', 'emptyHook']);
+    const full = await measure(false, ['callbacks', 'baseline']);
     return [
-      figure('tls', 'resumed_handshakes_per_second', resumed.hook, 'handshakes/s', resumed.baseline),
-      figure('tls', 'full_handshakes_per_second', full.hook, 'handshakes/s', full.baseline),
+      figure(
+        'tls',
+        'server_cpu_us_per_resumed_handshake_callbacks',
+        resumed.cpu.callbacks,
+        'µs',
+        resumed.cpu.baseline,
+      ),
+      figure(
+        'tls',
+        'server_cpu_us_per_resumed_handshake_hook_only',
+        resumed.cpu.hook,
+        'µs',
+        resumed.cpu.baseline,
+      ),
+      figure(
+        'tls',
+        'server_cpu_us_per_resumed_handshake_static',
+        resumed.cpu.baseline,
+        'µs',
+        resumed.cpu.baseline,
+      ),
+      figure('tls', 'resumed_handshakes_per_second', resumed.callbacks, 'handshakes/s', resumed.baseline),
+      figure(
+        'tls',
+        'resumed_handshakes_per_second_hook_only',
+        resumed.hook,
+        'handshakes/s',
+        resumed.baseline,
+      ),
+      figure('tls', 'full_handshakes_per_second', full.callbacks, 'handshakes/s', full.baseline),
       figure(
         'tls',
         'resumed_handshakes_per_second_empty_hook',
@@ -121,8 +180,11 @@ export default async function run(): Promise<BenchFigure[]> {
     ];
   } finally {
     engine.detach();
+    callbackEngine.detach();
     await Promise.all(
-      [hooked, baseline, emptyHook].map((server) => new Promise((resolve) => server.close(resolve))),
+      [hooked, withCallbacks, baseline, emptyHook].map(
+        (server) => new Promise((resolve) => server.close(resolve)),
+      ),
     );
     pki.remove();
   }
