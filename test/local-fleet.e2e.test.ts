@@ -194,6 +194,46 @@ test('after RevokeKey a ticket no longer resumes on either node within one secon
   }
 });
 
+test("the ring's rules hold in real handshakes on both nodes: lifetime hint, SNI binding and max session age, read from node A's appdata on node B", async () => {
+  const ringArgs = ['ring', 'put', 'default', '--rotation-interval-ms', '3600000', '--propagation-ms', '300'];
+  keyfleet(
+    ...ringArgs,
+    '--decrypt-window-ms',
+    '60000',
+    '--ticket-lifetime-ms',
+    '30000',
+    '--max-session-age-ms',
+    '2500',
+    '--bind-server-name',
+  );
+  try {
+    await sleep(500);
+    const first = await connect('nodeA', { tls: '1.2', sessOut: session('bound') });
+    assert.equal(first.lifetimeHintSeconds, 30, first.output);
+    for (const node of ['nodeA', 'nodeB'] as const) {
+      const same = await connect(node, { tls: '1.2', sessIn: session('bound') });
+      assert.ok(same.reused, `${node}: ${same.output}`);
+      const other = await connect(node, {
+        tls: '1.2',
+        sessIn: session('bound'),
+        serverName: 'other.example',
+      });
+      assert.ok(other.connected && !other.reused, `${node} resumed a session bound to another name`);
+    }
+    await sleep(3000); // past max_session_age_ms, well inside the lifetime and the window
+    for (const node of ['nodeA', 'nodeB'] as const) {
+      const old = await connect(node, { tls: '1.2', sessIn: session('bound') });
+      assert.ok(old.connected && !old.reused, `${node} resumed a session older than max_session_age_ms`);
+    }
+    const metricsB = await (await fetch(`http://127.0.0.1:${ports.nodeBMetrics}/metrics`)).text();
+    assert.match(metricsB, /decision="IGNORE_RENEW",reason="SNI_MISMATCH"\} [1-9]/);
+    assert.match(metricsB, /decision="IGNORE_RENEW",reason="SESSION_TOO_OLD"\} [1-9]/);
+  } finally {
+    keyfleet(...ringArgs, '--decrypt-window-ms', '4000');
+    await sleep(500);
+  }
+});
+
 test('after the leaf is revoked at the responder and its staple refreshed, both nodes staple the revoked response', async () => {
   const pkiDir = path.dirname(caFile);
   execFileSync(
