@@ -132,7 +132,12 @@ export default async function run(): Promise<BenchFigure[]> {
       callbacks: median('callbacks'),
       baseline: median('baseline'),
       emptyHook: median('emptyHook'),
-      cpu: { hook: cpu('hook'), callbacks: cpu('callbacks'), baseline: cpu('baseline') },
+      cpu: {
+        hook: cpu('hook'),
+        callbacks: cpu('callbacks'),
+        baseline: cpu('baseline'),
+        emptyHook: cpu('emptyHook'),
+      },
     };
   };
 
@@ -151,6 +156,13 @@ export default async function run(): Promise<BenchFigure[]> {
         'tls',
         'server_cpu_us_per_resumed_handshake_hook_only',
         resumed.cpu.hook,
+        'µs',
+        resumed.cpu.baseline,
+      ),
+      figure(
+        'tls',
+        'server_cpu_us_per_resumed_handshake_empty_hook',
+        resumed.cpu.emptyHook,
         'µs',
         resumed.cpu.baseline,
       ),

@@ -115,6 +115,7 @@ export async function startEngineNode(
     strictMustStaple: config.strictMustStaple,
     registry,
     logger,
+    nodeId: config.nodeId,
   });
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => {
@@ -163,6 +164,7 @@ export async function startEngineNode(
     ring: config.ring,
     nodeId: config.nodeId,
     ticketKeyMode: engine.ticketKeyMode,
+    ticketCallbacks: engine.ticketCallbacks,
     metricsPort,
     upstream: upstream ? `${upstream.host}:${upstream.port}` : undefined,
   });
