@@ -1,4 +1,4 @@
-// Fleet consistency (issue 4, "Proof"): engine instances, each with its own
+// Fleet consistency: engine instances, each with its own
 // KeySetProvider on its own gRPC connection to one of two ticket-keys replicas
 // sharing a real Redis, a rotation every second, tickets sealed on random nodes
 // and opened on other random nodes. Reports NO_DECRYPT inside the lifetime

@@ -1,4 +1,4 @@
-// Fleet consistency (issue 4 "Proof"), the CI-sized run: 8 engine instances,
+// Fleet consistency, the CI-sized run: 8 engine instances,
 // each with its own KeySetProvider on its own gRPC connection to one of two
 // ticket-keys replicas over a real redis-server, a rotation every second for
 // 20 s (bench/fleet.bench.ts runs the full minute), tickets sealed on random

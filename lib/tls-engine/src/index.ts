@@ -35,7 +35,7 @@ export {
   type ServiceConnection,
 } from './client/channel-credentials.js';
 export { startWatchLoop, type WatchLoop, type WatchLoopOptions } from './client/watch-loop.js';
-// Node TLS servers: shared ticket keys, session-id context and OCSP stapling (issue 6).
+// Node TLS servers: shared ticket keys, session-id context, OpenSSL ticket callbacks, OCSP stapling.
 export { attach, type AttachedTlsEngine } from './node-tls/attach.js';
 export {
   compileAttachOptions,
@@ -158,7 +158,7 @@ export { FetchResult, fetchFailure, type FetchFailure } from './ocsp/fetch-resul
 export { certIdFor, certIdHashOf, type CertIdHashName } from './ocsp/cert-id.js';
 export { parseDerStrict } from './ocsp/der.js';
 export { ensurePkiEngine } from './ocsp/crypto-engine.js';
-// Client side: stapled OCSP verification and client-certificate selection (issue 6).
+// Client side: stapled OCSP verification and client-certificate selection.
 export {
   verifyStaple,
   type StapleOutcome,
@@ -179,7 +179,7 @@ export {
   type ClientCertificateCandidate,
   type SelectedClientCertificate,
 } from './ocsp-client/client-certificate.js';
-// The runnable engine node (src/node/main.ts) as a library: config and start (issue 6).
+// The runnable engine node (src/node/main.ts) as a library: config and start.
 export {
   compileEngineNodeConfig,
   ConfigError,

@@ -1,5 +1,5 @@
 // Test fixture: a ring of keys published an hour apart, each ACTIVE a minute
-// after publication, with a 12 h decrypt window (DESIGN.md's defaults scaled).
+// after publication, with a 12 h decrypt window (the service's defaults, scaled).
 import { createTicketKeyRing, type TicketKeyRing, type TicketKeyRingInput } from './ticket-key-ring.js';
 import type { TicketKeyRecord } from '../keys/ticket-key.js';
 

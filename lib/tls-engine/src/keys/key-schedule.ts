@@ -1,7 +1,7 @@
 import { keyNameHex, type TicketKeyRecord } from './ticket-key.js';
 
 /**
- * The key schedule (DESIGN.md §3) as a pure function of a key set and a time,
+ * The key schedule (docs/architecture.md, "The key schedule") as a pure function of a key set and a time,
  * so every node that holds the same set reaches the same answer.
  *
  *   PENDING       publishedAt ≤ t < activatesAt     opens: SUCCESS

@@ -60,7 +60,7 @@ test('unbound context stays unbound', () => {
   assert.equal(opened.payload?.clientIdentity, undefined);
 });
 
-// Status by the key's state when the ticket is opened (DESIGN.md §3).
+// Status by the key's state when the ticket is opened (the shared decision table).
 const stateCases: {
   name: string;
   sealAt: number;

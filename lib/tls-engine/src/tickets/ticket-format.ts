@@ -2,7 +2,7 @@ import { KEY_NAME_BYTES } from '../keys/ticket-key.js';
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from './xchacha-aead.js';
 
 /**
- * Engine ticket format v1 (DESIGN.md §4), on the wire:
+ * Engine ticket format v1 (docs/architecture.md, "Tickets"), on the wire:
  *
  *   version(1) = 0x01 | key name(16) | nonce(24) | ciphertext | tag(16)
  *
