@@ -28,6 +28,9 @@ export const fixedMetricNames: ReadonlySet<string> = new Set([
   'keyfleet_engine_illegal_decisions_total',
   'keyfleet_engine_staples_served_total',
   'keyfleet_engine_ticket_hook_fallback',
+  'keyfleet_engine_ticket_callbacks_fallback',
+  'keyfleet_engine_ticket_callback_errors_total',
+  'keyfleet_engine_node_internal_missing',
 ]);
 
 /** Histograms are queried through their _bucket/_sum/_count series. */
