@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   createClientCertificateContext,
   connectWithClientCertificate,
@@ -175,6 +176,30 @@ describe("OpenSSL's client-certificate callback in real handshakes", () => {
       assert.match(server.output(), /peer did not return a certificate|No client certificate/i);
     } finally {
       await server.stop();
+    }
+  });
+
+  test('without the port: the TLS 1.2 probe still picks client2; a TLS 1.3-only server cannot be probed, so none is sent', async () => {
+    const candidatesFile = path.join(dir.path, 'candidates.json');
+    writeFileSync(candidatesFile, JSON.stringify(candidates.map((c) => ({ ...c, key: c.key.toString() }))));
+    const script = fileURLToPath(new URL('./fixtures/client-certificate-fallback.ts', import.meta.url));
+    const runFallback = (port: number) =>
+      JSON.parse(
+        execFileSync(process.execPath, ['--import', 'tsx', script, String(port), candidatesFile], {
+          encoding: 'utf8',
+          env: { ...process.env, KEYFLEET_NATIVE_PORT: 'off' },
+        }),
+      ) as { mode: string; chosen: (string | null)[]; connected: boolean };
+    for (const [extra, expected] of [
+      [['-tls1_2'], { mode: 'probe', chosen: ['client2'], connected: true }],
+      [['-tls1_3'], { mode: 'probe', chosen: [null], connected: false }],
+    ] as const) {
+      const { port, server } = await startSServer(caPath(2), [...extra]);
+      try {
+        assert.deepEqual(runFallback(port), expected, extra.join(' '));
+      } finally {
+        await server.stop();
+      }
     }
   });
 
