@@ -143,27 +143,26 @@ export function ticketHexIn(text: string): string | undefined {
   return hex.length > 0 ? hex.toLowerCase() : undefined;
 }
 
+/** `openssl sess_id -text` of a session file; undefined when the file does not exist. */
+function sessionText(sessionFile: string): string | undefined {
+  requireCommand('openssl');
+  if (!existsSync(sessionFile)) return undefined;
+  return execFileSync('openssl', ['sess_id', '-in', sessionFile, '-noout', '-text'], { encoding: 'utf8' });
+}
+
 /**
  * The key name a session file's ticket was sealed under; undefined when the
  * file does not exist or holds no ticket.
  */
 export function sessionTicketKeyName(sessionFile: string): string | undefined {
-  requireCommand('openssl');
-  if (!existsSync(sessionFile)) return undefined;
-  const text = execFileSync('openssl', ['sess_id', '-in', sessionFile, '-noout', '-text'], {
-    encoding: 'utf8',
-  });
-  return ticketKeyNameIn(text);
+  const text = sessionText(sessionFile);
+  return text === undefined ? undefined : ticketKeyNameIn(text);
 }
 
 /** The whole ticket in a session file, lower-case hex; undefined without a file or a ticket. */
 export function sessionTicketHex(sessionFile: string): string | undefined {
-  requireCommand('openssl');
-  if (!existsSync(sessionFile)) return undefined;
-  const text = execFileSync('openssl', ['sess_id', '-in', sessionFile, '-noout', '-text'], {
-    encoding: 'utf8',
-  });
-  return ticketHexIn(text);
+  const text = sessionText(sessionFile);
+  return text === undefined ? undefined : ticketHexIn(text);
 }
 
 export interface STimeOptions {

@@ -4,7 +4,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import {
   createTestPki,
   freePort,
@@ -14,7 +13,7 @@ import {
   type TestPki,
   type TlsVersion,
 } from '@keyfleet/test-support';
-import { startFixtureServer, type FixtureServer } from './fixtures/fixture-process.js';
+import { newFixtureKey, startFixtureServer, type FixtureServer } from './fixtures/fixture-process.js';
 import type { FixtureKey } from './fixtures/fixture-protocol.js';
 
 const decryptWindowMs = 60_000;
@@ -24,14 +23,7 @@ const servers: FixtureServer[] = [];
 let fileCounter = 0;
 const sessionFile = () => path.join(dir.path, `session-${++fileCounter}.pem`);
 
-function newKey(publishedAtMs: number, activatesAtMs: number): FixtureKey {
-  return {
-    name: randomBytes(16).toString('hex'),
-    secret: randomBytes(32).toString('hex'),
-    publishedAtMs,
-    activatesAtMs,
-  };
-}
+const newKey = newFixtureKey;
 
 async function start(name: string, env: Record<string, string> = {}): Promise<FixtureServer> {
   const server = await startFixtureServer(
