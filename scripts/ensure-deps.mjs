@@ -16,8 +16,9 @@ if (major < 20) {
 }
 
 // Program → Debian package. The tests use real peers, never mocks: Redis,
-// OpenSSL, nginx and HAProxy; promtool checks the alert rules and kubectl
-// renders the Kubernetes manifests.
+// OpenSSL, nginx and HAProxy; promtool checks the alert rules. kustomize,
+// which renders the Kubernetes manifests, is pinned and cached instead (see
+// pinned-tools.mjs): Debian's kubectl is too old for kustomize components.
 const programs = forTests
   ? {
       'redis-server': 'redis-server',
@@ -26,7 +27,6 @@ const programs = forTests
       nginx: 'nginx',
       haproxy: 'haproxy',
       promtool: 'prometheus',
-      kubectl: null,
     }
   : { openssl: 'openssl', ...(process.env.REDIS_URL ? {} : { 'redis-server': 'redis-server' }) };
 
@@ -37,11 +37,18 @@ if (missing.length > 0) {
   console.error(`Missing: ${missing.map(([program]) => program).join(', ')}. Install with:`);
   const packages = [...new Set(missing.map(([, pkg]) => pkg).filter(Boolean))].join(' ');
   if (packages) console.error(`  sudo apt-get update && sudo apt-get install -y ${packages}`);
-  // Debian's kubernetes-client is too old for kustomize components.
-  if (missing.some(([program]) => program === 'kubectl')) {
-    console.error('  kubectl 1.27 or later: https://kubernetes.io/docs/tasks/tools/');
-  }
   process.exit(1);
+}
+
+if (forTests) {
+  // Built once from the Go module proxy into .cache/, then found there.
+  const { ensureKustomize } = await import('./pinned-tools.mjs');
+  try {
+    ensureKustomize();
+  } catch (error) {
+    console.error(error.message);
+    process.exit(1);
+  }
 }
 
 const lock = path.join(root, 'package-lock.json');

@@ -1,5 +1,6 @@
 /**
- * Every kustomization renders with `kubectl kustomize`; every object validates
+ * Every kustomization renders with the pinned kustomize (`kustomize build`,
+ * what `kubectl kustomize` runs); every object validates
  * against the Kubernetes OpenAPI schema (kubernetes-models' validators, no
  * cluster needed), custom resources get a structural check of our own; the
  * alerts pass `promtool check rules` and `promtool test rules`.
@@ -11,7 +12,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments, parse, stringify } from 'yaml';
 import { parseClientRoles } from '@keyfleet/service-kit';
-import { makeTempDir, requireCommand } from '@keyfleet/test-support';
+import { makeTempDir, pinnedTool, requireCommand } from '@keyfleet/test-support';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { unknownMetricNames } from './metric-names.js';
@@ -35,9 +36,10 @@ const kustomizations = [
   'deploy/k8s/examples/nginx-sidecar',
 ];
 
+const kustomize = pinnedTool('kustomize');
+
 function render(dir: string): K8sObject[] {
-  requireCommand('kubectl');
-  const text = execFileSync('kubectl', ['kustomize', path.join(root, dir)], { encoding: 'utf8' });
+  const text = execFileSync(kustomize, ['build', path.join(root, dir)], { encoding: 'utf8' });
   return parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject);
 }
 const rendered = new Map(kustomizations.map((dir) => [dir, render(dir)]));
