@@ -4,10 +4,11 @@
 #   args: ["lib/tls-engine/src/node/main.ts"]    a Node TLS node
 #   args: ["cli/src/main.ts", "sync", "nginx", …] the sync sidecar / the CLI
 # Runs as a non-root user and works with a read-only root filesystem (tsx's
-# compile cache goes to /tmp: mount an emptyDir there).
+# compile cache goes to /tmp: mount an emptyDir there). Node 24, the current
+# LTS, at the version CI tests (scripts/pinned-tools.json).
 
 # --- build: install exactly the lockfile's dependencies, check the types ---
-FROM node:20-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY proto/package.json proto/
@@ -23,7 +24,7 @@ COPY . .
 RUN npx tsc -p tsconfig.json --noEmit
 
 # --- runtime: sources and node_modules only, owned by root, run as 10001 ---
-FROM node:20-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

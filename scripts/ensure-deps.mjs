@@ -9,10 +9,15 @@ import path from 'node:path';
 const root = path.resolve(import.meta.dirname, '..');
 const forTests = process.argv.includes('--for-tests');
 
+// Supported: 24 (LTS) and 26, each tested by CI; 20 is past its end of life
+// but still tested. Others may work, untested.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 20) {
-  console.error(`keyfleet needs Node.js 20 or later; this is ${process.version}.`);
+  console.error(`keyfleet needs Node.js 20, 24 or 26; this is ${process.version}.`);
   process.exit(1);
+}
+if (![20, 24, 26].includes(major)) {
+  console.error(`warning: keyfleet is tested on Node.js 20, 24 and 26; this is ${process.version}.`);
 }
 
 // Program → Debian package. The tests use real peers, never mocks: Redis,
