@@ -132,6 +132,8 @@ for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
       assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
       assert.ok(container.resources?.requests?.cpu && container.resources.limits?.memory);
       assert.ok(container.readinessProbe && container.livenessProbe, `${name} probes`);
+      // The services exit within 5 s of SIGTERM (test/service-shutdown.e2e.test.ts).
+      assert.equal(pod.terminationGracePeriodSeconds, 5, `${name} terminationGracePeriodSeconds`);
       const env = new Map((container.env ?? []).map((e) => [e.name, e]));
       for (const variable of [
         'REDIS_URL',
@@ -225,9 +227,23 @@ test('alerts use only the fixed metric names, and every alert has a unit test', 
   }
 });
 
-test('Dockerfile: multi-stage, non-root user', () => {
+test('the engine-node example leaves a node its 5 s to stop', () => {
+  const [deployment] = rendered
+    .get('deploy/k8s/examples/engine-node')!
+    .filter((o) => o.kind === 'Deployment');
+  const pod = (deployment as unknown as IDeployment).spec!.template.spec!;
+  assert.equal(pod.terminationGracePeriodSeconds, 5);
+});
+
+test('Dockerfile: multi-stage, non-root user, on the Node 24 that CI tests', () => {
   const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2);
+  const pinned = JSON.parse(readFileSync(path.join(root, 'scripts/pinned-tools.json'), 'utf8')) as {
+    node: Record<string, string>;
+  };
+  for (const [, image] of dockerfile.matchAll(/^FROM (\S+)/gm)) {
+    assert.equal(image, `node:${pinned.node['24']}-bookworm-slim`);
+  }
   const user = /^USER (\S+)/m.exec(dockerfile)?.[1] ?? '';
   assert.ok(user && !/^(0|root)(:|$)/.test(user), `USER ${user}`);
 });

@@ -39,3 +39,44 @@ export function connectRedis(
 export function redisIsReady(redis: Redis): boolean {
   return redis.status === 'ready';
 }
+
+/**
+ * Closes a connection for a shutdown that must not hang: QUIT, so Redis sees a
+ * clean close after every reply already sent, or a hard disconnect when Redis
+ * does not answer within `timeoutMs` (down, or a blocking command in flight).
+ * Never throws.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 500): Promise<void> {
+  if (redis.status === 'end') return;
+  if (redis.status !== 'ready' || timeoutMs <= 0) {
+    redis.disconnect();
+    return;
+  }
+  const quit = redis.quit().then(
+    () => true,
+    () => false,
+  );
+  if (!(await settlesWithin(quit, timeoutMs))) redis.disconnect();
+}
+
+/**
+ * True when `work` settles (either way) within `ms`, false when the time ran
+ * out first; `work` goes on either way. For bounding each step of a shutdown.
+ */
+export async function settlesWithin(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (!work) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  const settled = work.then(
+    () => true as const,
+    () => true as const,
+  );
+  try {
+    return await Promise.race([settled, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
