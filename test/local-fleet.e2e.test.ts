@@ -193,11 +193,15 @@ before(async () => {
 });
 
 after(async () => {
-  if (stack && stack.exitCode === null) {
-    stack.kill('SIGKILL');
+  if (stack && stack.exitCode === null && stack.signalCode === null) {
+    // After a failed test: stop it the ordinary way first, because Redis and
+    // the responder run in process groups of their own and only npm start
+    // stops them.
+    const exited = new Promise<void>((resolve) => stack.once('exit', () => resolve()));
+    stack.kill('SIGINT');
+    await Promise.race([exited, sleep(6000)]);
+    if (stack.exitCode === null && stack.signalCode === null) stack.kill('SIGKILL');
   }
-  // Redis and the responder run in groups of their own: a failed test must not leave them.
-  spawnSync('pkill', ['-f', state.path]);
   state.remove();
 });
 
