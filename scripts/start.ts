@@ -67,6 +67,8 @@ interface Part {
 }
 
 const children: ChildProcess[] = [];
+/** Each child's part name, for messages. */
+const names = new Map<ChildProcess, string>();
 let redis: EmbeddedRedis | undefined;
 let pki: TestPki | undefined;
 let responder: OcspResponder | undefined;
@@ -124,8 +126,6 @@ function launch(part: Part, redisUrl: string): ChildProcess {
   names.set(child, part.name);
   return child;
 }
-
-const names = new Map<ChildProcess, string>();
 
 /** SIGTERM, then SIGKILL at `deadline` (performance.now()) if it has not exited by then. */
 function stopChild(child: ChildProcess, deadline: number): Promise<void> {
