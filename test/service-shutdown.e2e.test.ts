@@ -205,7 +205,8 @@ test('both services exit within 5 s of SIGTERM when Redis is already gone', asyn
     await ownRedis.kill();
     await sleep(300); // both have seen the connection drop and are reconnecting
     const results = await Promise.all(services.map((service) => signalAndTime(service, 'SIGTERM')));
-    for (const [index, { ms }] of results.entries()) {
+    for (const [index, { code, ms }] of results.entries()) {
+      assert.equal(code, 0, services[index]!.process.output().slice(-3000));
       assert.ok(ms < 5000, `${services[index]!.name} exited ${ms} ms after SIGTERM`);
     }
   } finally {

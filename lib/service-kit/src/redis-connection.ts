@@ -48,15 +48,16 @@ export function redisIsReady(redis: Redis): boolean {
  */
 export async function closeRedis(redis: Redis, timeoutMs = 500): Promise<void> {
   if (redis.status === 'end') return;
-  if (redis.status !== 'ready' || timeoutMs <= 0) {
+  if (redis.status !== 'ready') {
+    // No open socket: stop reconnecting, and that is all.
     redis.disconnect();
     return;
   }
-  const quit = redis.quit().then(
-    () => true,
-    () => false,
-  );
-  if (!(await settlesWithin(quit, timeoutMs))) redis.disconnect();
+  // Resolved once the socket has closed, whichever way it was closed.
+  const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()));
+  const quit = timeoutMs > 0 ? redis.quit().catch(() => undefined) : undefined;
+  if (!quit || !(await settlesWithin(quit, timeoutMs))) redis.disconnect();
+  await settlesWithin(ended, 200);
 }
 
 /**
