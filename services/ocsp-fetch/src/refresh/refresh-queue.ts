@@ -112,7 +112,9 @@ export class RefreshQueue {
    * in Redis); a refresh that is running gets `graceMs` to finish. One still
    * running then (a slow responder, Redis unreachable) is cut off: its job
    * stays in Redis, and BullMQ's stalled-job check hands it to a replica once
-   * its lock expires, so no certificate loses its refresh.
+   * its lock expires (and should BullMQ give up on it, every replica's
+   * periodic ensureScheduled adds it again), so no certificate loses its
+   * refresh.
    */
   async close(graceMs = 1500): Promise<void> {
     const graceful = (async () => {
