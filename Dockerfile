@@ -4,10 +4,11 @@
 #   args: ["lib/tls-engine/src/node/main.ts"]    a Node TLS node
 #   args: ["cli/src/main.ts", "sync", "nginx", …] the sync sidecar / the CLI
 # Runs as a non-root user and works with a read-only root filesystem (tsx's
-# compile cache goes to /tmp: mount an emptyDir there).
+# compile cache goes to /tmp: mount an emptyDir there). Node 24, the current
+# LTS, at the version CI tests (scripts/pinned-tools.json).
 
 # --- build: install exactly the lockfile's dependencies, check the types ---
-FROM node:20-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY proto/package.json proto/
@@ -19,11 +20,16 @@ COPY test/support/package.json test/support/
 COPY cli/package.json cli/
 # No install scripts: every dependency works without one (see allowScripts).
 RUN npm ci --ignore-scripts --no-audit --no-fund
+# The engine's native TLS port (OpenSSL's ticket and client-certificate
+# callbacks) is built here, against this image's Node and its headers; the
+# runtime stage needs no compiler.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 \
+  && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN npx tsc -p tsconfig.json --noEmit
+RUN node scripts/build-native.mjs && npx tsc -p tsconfig.json --noEmit
 
 # --- runtime: sources and node_modules only, owned by root, run as 10001 ---
-FROM node:20-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

@@ -4,7 +4,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'proto/gen/**', '**/dist/**', 'eslint.config.js', 'scripts/*.mjs'] },
+  {
+    ignores: [
+      '**/node_modules/**',
+      '.cache/**',
+      '.keyfleet/**',
+      '.scratch/**',
+      'proto/gen/**',
+      '**/dist/**',
+      'eslint.config.js',
+      'scripts/*.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,5 +1,6 @@
 // The quick-start commands stop at once, with the exact install command, when a
-// system program is missing (here: a PATH that has node and sh but no redis-server).
+// system program is missing (here: a PATH that has node and sh but no redis-server),
+// or when a pinned tool cannot be built.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
@@ -19,7 +20,7 @@ function pathWith(programs: string[]) {
 }
 
 test('npm test stops with the apt-get line when redis-server is missing', () => {
-  const bin = pathWith(['sh', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool', 'kubectl']);
+  const bin = pathWith(['sh', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool']);
   try {
     const result = spawnSync(process.execPath, [script, '--for-tests'], {
       env: { PATH: bin.path },
@@ -33,19 +34,20 @@ test('npm test stops with the apt-get line when redis-server is missing', () => 
   }
 });
 
-test('a missing kubectl is named with where to get it (Debian has none new enough)', () => {
+test('kustomize is built from the Go module proxy; without Go, the message says what to install', () => {
   const bin = pathWith(['sh', 'redis-server', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool']);
+  const emptyCache = makeTempDir('cache');
   try {
     const result = spawnSync(process.execPath, [script, '--for-tests'], {
-      env: { PATH: bin.path },
+      env: { PATH: bin.path, KEYFLEET_CACHE_DIR: emptyCache.path },
       encoding: 'utf8',
     });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /Missing: kubectl\./);
-    assert.doesNotMatch(result.stderr, /apt-get/);
-    assert.match(result.stderr, /kubernetes\.io/);
+    assert.match(result.stderr, /go install sigs\.k8s\.io\/kustomize\/kustomize\/v5@v\d+\.\d+\.\d+/);
+    assert.match(result.stderr, /go is not on PATH: install Go/);
   } finally {
     bin.remove();
+    emptyCache.remove();
   }
 });
 

@@ -9,15 +9,21 @@ import path from 'node:path';
 const root = path.resolve(import.meta.dirname, '..');
 const forTests = process.argv.includes('--for-tests');
 
+// Supported: 24 (LTS) and 26, each tested by CI; 20 is past its end of life
+// but still tested. Others may work, untested.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 20) {
-  console.error(`keyfleet needs Node.js 20 or later; this is ${process.version}.`);
+  console.error(`keyfleet needs Node.js 20, 24 or 26; this is ${process.version}.`);
   process.exit(1);
+}
+if (![20, 24, 26].includes(major)) {
+  console.error(`warning: keyfleet is tested on Node.js 20, 24 and 26; this is ${process.version}.`);
 }
 
 // Program → Debian package. The tests use real peers, never mocks: Redis,
-// OpenSSL, nginx and HAProxy; promtool checks the alert rules and kubectl
-// renders the Kubernetes manifests.
+// OpenSSL, nginx and HAProxy; promtool checks the alert rules. kustomize,
+// which renders the Kubernetes manifests, is pinned and cached instead (see
+// pinned-tools.mjs): Debian's kubectl is too old for kustomize components.
 const programs = forTests
   ? {
       'redis-server': 'redis-server',
@@ -26,7 +32,6 @@ const programs = forTests
       nginx: 'nginx',
       haproxy: 'haproxy',
       promtool: 'prometheus',
-      kubectl: null,
     }
   : { openssl: 'openssl', ...(process.env.REDIS_URL ? {} : { 'redis-server': 'redis-server' }) };
 
@@ -37,11 +42,18 @@ if (missing.length > 0) {
   console.error(`Missing: ${missing.map(([program]) => program).join(', ')}. Install with:`);
   const packages = [...new Set(missing.map(([, pkg]) => pkg).filter(Boolean))].join(' ');
   if (packages) console.error(`  sudo apt-get update && sudo apt-get install -y ${packages}`);
-  // Debian's kubernetes-client is too old for kustomize components.
-  if (missing.some(([program]) => program === 'kubectl')) {
-    console.error('  kubectl 1.27 or later: https://kubernetes.io/docs/tasks/tools/');
-  }
   process.exit(1);
+}
+
+if (forTests) {
+  // Built once from the Go module proxy into .cache/, then found there.
+  const { ensureKustomize } = await import('./pinned-tools.mjs');
+  try {
+    ensureKustomize();
+  } catch (error) {
+    console.error(error.message);
+    process.exit(1);
+  }
 }
 
 const lock = path.join(root, 'package-lock.json');

@@ -5,14 +5,17 @@
  *   redis        REDIS_URL, or a `redis-server` child (files under .keyfleet/)
  *   ticket-keys  gRPC 127.0.0.1:50051 (ring `default` is created at start)
  *   ocsp-fetch   gRPC 127.0.0.1:50052
- *   a throwaway CA (openssl CLI) with `openssl ocsp` as its responder; its
- *   leaf certificate is registered with ocsp-fetch automatically
+ *   a dev CA (openssl CLI, kept under the state directory and reused by the
+ *   next start) with `openssl ocsp` as its responder; its leaf certificate is
+ *   registered with ocsp-fetch, and leaves of earlier dev CAs unregistered
  *   node-a/b     two engine nodes on 127.0.0.1:8443 and :8444 serving ring
  *                `default` with the shared keys and the fetched staple
  *
  * Development mode: plain-text gRPC and every caller is admin. Every address is
  * overridable (KEYFLEET_DEV_*). Each part runs as a child process with its
- * output prefixed; Ctrl-C (or SIGTERM) stops them all and waits for them.
+ * output prefixed; Ctrl-C (or SIGTERM) stops them all and waits for them,
+ * 5 s at most. While it runs, `<state dir>/client.json` tells the keyfleet
+ * CLI where the fleet is (see cli/src/local-fleet.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -21,13 +24,22 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { RegisterCertificateRequest, StapleServiceClient } from '@keyfleet/proto';
+import { removeLocalFleetConfig, writeLocalFleetConfig } from '@keyfleet/cli';
+import {
+  ListCertificatesRequest,
+  RegisterCertificateRequest,
+  StapleServiceClient,
+  UnregisterCertificateRequest,
+} from '@keyfleet/proto';
 import { startEmbeddedRedis, type EmbeddedRedis } from '@keyfleet/service-kit';
 import { createTestPki, startOcspResponder, type OcspResponder, type TestPki } from '@keyfleet/test-support';
 
 const root = path.resolve(import.meta.dirname, '..');
 const env = process.env;
-const stateDir = path.resolve(env.KEYFLEET_STATE_DIR ?? path.join(root, '.keyfleet'));
+const defaultStateDir = path.join(root, '.keyfleet');
+const stateDir = path.resolve(env.KEYFLEET_STATE_DIR ?? defaultStateDir);
+/** Every child is gone this long after Ctrl-C / SIGTERM (SIGKILL for any that is not). */
+const stopWithinMs = 4500;
 const setting = (name: string, fallback: string) => env[`KEYFLEET_DEV_${name}`] ?? fallback;
 
 const addresses = {
@@ -55,6 +67,8 @@ interface Part {
 }
 
 const children: ChildProcess[] = [];
+/** Each child's part name, for messages. */
+const names = new Map<ChildProcess, string>();
 let redis: EmbeddedRedis | undefined;
 let pki: TestPki | undefined;
 let responder: OcspResponder | undefined;
@@ -109,13 +123,21 @@ function launch(part: Part, redisUrl: string): ChildProcess {
     }
   });
   children.push(child);
+  names.set(child, part.name);
   return child;
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL at `deadline` (performance.now()) if it has not exited by then. */
+function stopChild(child: ChildProcess, deadline: number): Promise<void> {
   return new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const timer = setTimeout(
+      () => {
+        console.error(`[${names.get(child)}] still running ${stopWithinMs} ms after the stop began: SIGKILL`);
+        child.kill('SIGKILL');
+      },
+      Math.max(0, deadline - performance.now()),
+    );
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();
@@ -127,35 +149,68 @@ function stopChild(child: ChildProcess): Promise<void> {
 async function shutdown(exitCode: number) {
   if (stopping) return;
   stopping = true;
+  const began = performance.now();
+  const deadline = began + stopWithinMs;
   console.log('\nstopping…');
-  // Nodes first, then the services they watch, then what the services use.
-  for (const child of [...children].reverse()) await stopChild(child);
+  removeLocalFleetConfig(stateDir, process.pid);
+  // Nodes first, then the services they watch, then what the services use
+  // (Redis and the responder run in process groups of their own, so a
+  // terminal's Ctrl-C reaches them only through here, after their clients).
+  const nodes = children.filter((child) => names.get(child)?.startsWith('node-'));
+  const services = children.filter((child) => !nodes.includes(child));
+  await Promise.all(nodes.map((child) => stopChild(child, deadline)));
+  await Promise.all(services.map((child) => stopChild(child, deadline)));
   await responder?.stop();
-  pki?.remove();
   await redis?.stop();
-  console.log('stopped');
+  console.log(`stopped (${Math.round(performance.now() - began)} ms)`);
   process.exit(exitCode);
 }
 
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
-async function registerCertificate(address: string, chainPem: string): Promise<string> {
+/**
+ * Registers the dev leaf, and unregisters every other certificate whose OCSP
+ * responder is the dev responder's URL: leaves of earlier dev CAs, which
+ * that responder no longer answers for. So one start leaves one dev
+ * certificate, however many came before.
+ */
+async function registerDevCertificate(
+  address: string,
+  chainPem: string,
+  responderUrl: string,
+): Promise<{ id: string; unregistered: number }> {
   const client = new StapleServiceClient(address, grpc.credentials.createInsecure());
+  const call = <Response>(invoke: (done: (error: Error | null, response: Response) => void) => void) =>
+    new Promise<Response>((resolve, reject) =>
+      invoke((error, response) => (error ? reject(error) : resolve(response))),
+    );
   try {
+    let id = '';
     for (let attempt = 0; ; attempt++) {
       try {
-        return await new Promise<string>((resolve, reject) =>
-          client.registerCertificate(
-            RegisterCertificateRequest.fromPartial({ chainPem }),
-            (error, response) => (error ? reject(error) : resolve(response.certificate?.id ?? '')),
-          ),
+        const response = await call<{ certificate?: { id: string } }>((done) =>
+          client.registerCertificate(RegisterCertificateRequest.fromPartial({ chainPem }), done),
         );
+        id = response.certificate?.id ?? '';
+        break;
       } catch (error) {
         if (attempt >= 20 || stopping) throw error;
         await sleep(250);
       }
     }
+    const { certificates } = await call<{ certificates: { id: string; ocspUrl: string }[] }>((done) =>
+      client.listCertificates(ListCertificatesRequest.fromPartial({}), done),
+    );
+    const stale = certificates.filter(
+      (record) => record.id !== id && record.ocspUrl.replace(/\/$/, '') === responderUrl.replace(/\/$/, ''),
+    );
+    for (const record of stale) {
+      await call((done) =>
+        client.unregisterCertificate(UnregisterCertificateRequest.fromPartial({ id: record.id }), done),
+      );
+    }
+    return { id, unregistered: stale.length };
   } finally {
     client.close();
   }
@@ -220,14 +275,32 @@ async function main() {
     await waitForPort(part.address, part.name);
     console.log(`  ${part.name.padEnd(12)} ${part.describe}`);
   }
+  writeLocalFleetConfig(stateDir, {
+    ticketKeys: addresses.ticketKeys,
+    ocspFetch: addresses.ocspFetch,
+    insecure: true,
+    pid: process.pid,
+  });
 
   const hasOcspFetch = services.some((part) => part.name === 'ocsp-fetch');
-  pki = createTestPki(addresses.ocspResponderPort);
+  // Kept under the state directory and reused, so the CA file to trust and
+  // the registered leaf stay the same from one start to the next.
+  pki = createTestPki(addresses.ocspResponderPort, { dir: path.join(stateDir, 'dev-pki'), reuse: true });
   if (hasOcspFetch) {
-    responder = await startOcspResponder(pki, { nextUpdateMinutes: 60 });
-    console.log(`  ${'ocsp'.padEnd(12)} ${responder.url} (openssl ocsp for the throwaway CA in ${pki.dir})`);
-    const id = await registerCertificate(addresses.ocspFetch, pki.leaf.chainPem());
-    console.log(`  ${'registered'.padEnd(12)} ${pki.leaf.name} certificate ${id.slice(0, 16)}…`);
+    responder = await startOcspResponder(pki, { nextUpdateMinutes: 60, ownProcessGroup: true });
+    console.log(
+      `  ${'ocsp'.padEnd(12)} ${responder.url} (openssl ocsp for the dev CA in ${pki.dir}, ${pki.reused ? 'kept from the last start' : 'new'})`,
+    );
+    const { id, unregistered } = await registerDevCertificate(
+      addresses.ocspFetch,
+      pki.leaf.chainPem(),
+      responder.url,
+    );
+    const cleaned =
+      unregistered === 0
+        ? ''
+        : `; ${unregistered} ${unregistered === 1 ? 'leaf of an earlier dev CA' : 'leaves of earlier dev CAs'} unregistered`;
+    console.log(`  ${'registered'.padEnd(12)} ${pki.leaf.name} certificate ${id.slice(0, 16)}…${cleaned}`);
   }
 
   const nodeEntry = 'lib/tls-engine/src/node/main.ts';
@@ -262,6 +335,13 @@ async function main() {
     console.log(`  ${part.name.padEnd(12)} ${part.describe}`);
   }
 
+  // The CLI finds the fleet through client.json in the state directory; a
+  // state directory other than the default has to be named to it as well.
+  const quoted = /^[\w@%+=:,./-]+$/.test(stateDir) ? stateDir : `'${stateDir.replace(/'/g, `'\\''`)}'`;
+  const cli = `${stateDir === defaultStateDir ? '' : `KEYFLEET_STATE_DIR=${quoted} `}npm run keyfleet -- status`;
+  console.log(`
+The fleet's rings, keys and staples, from the keyfleet CLI (any terminal, no setup):
+  ${cli}`);
   if (nodes.length === 2) {
     const ca = pki.root.certPath;
     const session = path.join(stateDir, 'session.pem');

@@ -1,11 +1,15 @@
 // The README's start command, end to end: it brings up Redis, both services, a
-// throwaway CA with `openssl ocsp`, and two engine nodes; OpenSSL's own client
+// dev CA with `openssl ocsp`, and two engine nodes; OpenSSL's own client
 // proves cross-node resumption, rotation, decrypt windows, revocation and
-// stapling; the keyfleet CLI drives the services as an operator would; and a
-// SIGINT to npm alone leaves no process behind.
+// stapling; the keyfleet CLI drives the services as an operator would, and
+// the CLI command the banner prints works as printed, with no variable; a
+// SIGINT to npm alone, or a terminal's Ctrl-C to the whole process group,
+// leaves no process behind within 5 s; and starting again on the same state
+// directory leaves one registered certificate, not one per start.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -32,6 +36,7 @@ let stack: ChildProcess;
 let output = '';
 let caFile = '';
 const ports: Record<string, number> = {};
+let stackEnv: NodeJS.ProcessEnv = {};
 
 async function untilOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
   const deadline = Date.now() + timeoutMs;
@@ -42,6 +47,84 @@ async function untilOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMa
     if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${output}`);
     await sleep(100);
   }
+}
+
+/**
+ * Exactly the README's command, npm included. `ownGroup`: in a process group
+ * of its own, as a terminal runs a foreground job, so the test can send
+ * Ctrl-C's SIGINT to the whole group the way a terminal does.
+ */
+async function startStack(ownGroup = false): Promise<void> {
+  output = '';
+  stack = spawn('npm', ['start'], {
+    cwd: root,
+    env: stackEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownGroup,
+  });
+  stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await untilOutput(/^ready\. Ctrl-C stops everything\.$/m, 90_000);
+  caFile = (await untilOutput(/-CAfile (\S+)/, 1000))[1]!;
+}
+
+/** The environment of a second terminal: nothing keyfleet-specific but what the banner says. */
+function plainEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('KEYFLEET_') && name !== 'REDIS_URL') env[name] = value;
+  }
+  return env;
+}
+
+/** Runs the banner's CLI command as printed, in a shell, from a second terminal. */
+function runBannerCommand(extra = ''): { status: number | null; stdout: string; stderr: string } {
+  const command = (/^ {2}((?:KEYFLEET_STATE_DIR=\S+ )?npm run keyfleet -- status)$/m.exec(output) ?? [])[1];
+  assert.ok(command, `the banner shows a CLI command:\n${output}`);
+  const result = spawnSync('sh', ['-c', `${command}${extra}`], {
+    cwd: root,
+    env: plainEnv(),
+    encoding: 'utf8',
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Signals npm start (npm alone, as a supervisor does, or the whole group, as
+ * a terminal's Ctrl-C does) and checks that it exits 0 and that every port
+ * and every process that used the state directory is gone within 5 s.
+ */
+async function stopStackWithin5s(to: 'npm' | 'group'): Promise<number> {
+  const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
+  const sentAt = performance.now();
+  if (to === 'group') process.kill(-stack.pid!, 'SIGINT');
+  else stack.kill('SIGINT');
+  assert.equal(await exited, 0, output.slice(-3000));
+  // pgrep exits 1 when nothing matches (it never matches itself).
+  const leftovers = () => spawnSync('pgrep', ['-f', state.path], { encoding: 'utf8' }).stdout.trim();
+  const listening = () =>
+    Object.entries(ports).filter(
+      ([, port]) => execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim() !== '',
+    );
+  while ((leftovers() !== '' || listening().length > 0) && performance.now() - sentAt < 5000) await sleep(50);
+  const ms = Math.round(performance.now() - sentAt);
+  for (const [name, port] of listening())
+    assert.fail(`${name} (port ${port}) still listens ${ms} ms after SIGINT`);
+  const pids = leftovers();
+  const described = pids
+    ? spawnSync('ps', ['-o', 'pid,ppid,stat,args', '-p', pids.split('\n').join(',')], { encoding: 'utf8' })
+        .stdout
+    : '';
+  assert.equal(
+    pids,
+    '',
+    `a process that used the state directory still runs ${ms} ms after SIGINT:\n${described}`,
+  );
+  console.log(
+    `# npm start and every child gone ${ms} ms after SIGINT to ${to === 'npm' ? 'npm' : 'the process group'}`,
+  );
+  assert.ok(ms < 5000, `${ms} ms`);
+  return ms;
 }
 
 function keyfleet(...args: string[]): unknown {
@@ -91,7 +174,7 @@ before(async () => {
   ]) {
     ports[name] = await freePort();
   }
-  const env: NodeJS.ProcessEnv = {
+  stackEnv = {
     ...process.env,
     KEYFLEET_STATE_DIR: state.path,
     KEYFLEET_DEV_REDIS_PORT: String(ports.redis),
@@ -105,22 +188,19 @@ before(async () => {
     KEYFLEET_DEV_NODE_B: `127.0.0.1:${ports.nodeB}`,
     KEYFLEET_DEV_NODE_B_METRICS: `127.0.0.1:${ports.nodeBMetrics}`,
   };
-  delete env.REDIS_URL;
-  // Exactly the README's command, npm included: a signal to npm must reach the stack.
-  stack = spawn('npm', ['start'], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await untilOutput(/^ready\. Ctrl-C stops everything\.$/m, 90_000);
-  caFile = (await untilOutput(/-CAfile (\S+)/, 1000))[1]!;
+  delete stackEnv.REDIS_URL;
+  await startStack();
 });
 
 after(async () => {
-  if (stack && stack.exitCode === null) {
-    stack.kill('SIGKILL');
+  if (stack && stack.exitCode === null && stack.signalCode === null) {
+    // After a failed test: stop it the ordinary way first, because Redis and
+    // the responder run in process groups of their own and only npm start
+    // stops them.
+    const exited = new Promise<void>((resolve) => stack.once('exit', () => resolve()));
+    stack.kill('SIGINT');
+    await Promise.race([exited, sleep(6000)]);
+    if (stack.exitCode === null && stack.signalCode === null) stack.kill('SIGKILL');
   }
   state.remove();
 });
@@ -131,6 +211,17 @@ test('the start command prints where every part listens', () => {
   }
   assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${ports.nodeA} `));
   assert.match(output, new RegExp(`gRPC 127\\.0\\.0\\.1:${ports.ticketKeys}`));
+});
+
+test('the CLI command the banner shows works as printed, with no variable; flags still win', () => {
+  const status = runBannerCommand();
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, /^default +\d+ +[0-9a-f]{16} /m, 'the ring');
+  assert.match(status.stdout, /^[0-9a-f]{16} +good /m, 'the staple');
+  // Another address is another fleet: the local fleet's plain text is not used for it.
+  const elsewhere = runBannerCommand(' --ticket-keys 127.0.0.1:1 --no-staples');
+  assert.equal(elsewhere.status, 1);
+  assert.match(elsewhere.stderr, /KEYFLEET_CLIENT_CA: required for mTLS/);
 });
 
 for (const tls of ['1.2', '1.3'] as const) {
@@ -307,23 +398,36 @@ test('keyless mode: the ticket-keys process seals and opens tickets for nodes th
   }
 });
 
-test('SIGINT to npm start (Ctrl-C, or a supervisor) stops every child process', async () => {
-  const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
-  stack.kill('SIGINT');
-  assert.equal(await exited, 0);
-  for (const [name, port] of Object.entries(ports)) {
-    const listening = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim();
-    assert.equal(listening, '', `${name} (port ${port}) still listens`);
-  }
-  // pgrep exits 1 when nothing matches (it never matches itself). A process
-  // may still be finishing its exit: give it two seconds, not more.
-  const leftovers = () => spawnSync('pgrep', ['-f', state.path], { encoding: 'utf8' }).stdout.trim();
-  const deadline = Date.now() + 2000;
-  while (leftovers() !== '' && Date.now() < deadline) await sleep(100);
-  const pids = leftovers();
-  const described = pids
-    ? spawnSync('ps', ['-o', 'pid,ppid,stat,args', '-p', pids.split('\n').join(',')], { encoding: 'utf8' })
-        .stdout
-    : '';
-  assert.equal(pids, '', `a process that used the state directory is still running:\n${described}`);
+test('SIGINT to npm alone (a supervisor) stops every child process within 5 s', async () => {
+  await stopStackWithin5s('npm');
+});
+
+function registeredCertificates(): { id: string; status: string }[] {
+  const listed = runBannerCommand(' --json');
+  assert.equal(listed.status, 0, listed.stderr);
+  return (
+    JSON.parse(listed.stdout.trim().split('\n').at(-1)!) as { certificates: { id: string; status: string }[] }
+  ).certificates;
+}
+
+test('starting again on the same state directory leaves one registered certificate; Ctrl-C to the group stops all within 5 s', async () => {
+  // The dev CA's leaf was revoked above, so this start makes a new CA and
+  // unregisters the old leaf; the start after it keeps that CA.
+  await startStack(true);
+  assert.match(output, /^ {2}ocsp .*, new\)$/m);
+  assert.match(output, /1 leaf of an earlier dev CA unregistered/);
+  const second = registeredCertificates();
+  assert.equal(second.length, 1, JSON.stringify(second));
+  assert.equal(second[0]!.status, 'good');
+  const secondCa = readFileSync(caFile, 'utf8');
+  await stopStackWithin5s('group');
+
+  await startStack(true);
+  assert.match(output, /^ {2}ocsp .*, kept from the last start\)$/m);
+  assert.equal(readFileSync(caFile, 'utf8'), secondCa, 'the same dev CA');
+  assert.deepEqual(
+    registeredCertificates().map((record) => record.id),
+    second.map((record) => record.id),
+  );
+  await stopStackWithin5s('group');
 });

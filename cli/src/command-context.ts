@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Output } from './output.js';
 import { serviceClients, type ServiceClients } from './clients.js';
 import { createOutput } from './output.js';
+import { readLocalFleetConfig } from './local-fleet.js';
 
 /** What every command gets: the clients, the output, the deadline, the clock. */
 export interface CommandContext {
@@ -19,14 +20,26 @@ interface GlobalOptions {
   timeoutMs: string;
 }
 
-/** Builds the context from the root command's options (flags, then env, then defaults). */
+/**
+ * Builds the context from the root command's options: flags, then env, then
+ * the running local fleet's client config (npm start), then the defaults.
+ */
 export function commandContext(command: Command, env: NodeJS.ProcessEnv): CommandContext {
   const options = command.optsWithGlobals<GlobalOptions>();
   const timeoutMs = Number(options.timeoutMs);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100)
     throw new Error('--timeout-ms must be a whole number ≥ 100');
+  const localFleet = readLocalFleetConfig(env);
+  let root: Command = command;
+  while (root.parent) root = root.parent;
+  const address = (option: 'ticketKeys' | 'ocspFetch') =>
+    localFleet && root.getOptionValueSource(option) === 'default' ? localFleet[option] : options[option];
   return {
-    clients: serviceClients({ ticketKeys: options.ticketKeys, ocspFetch: options.ocspFetch, timeoutMs }, env),
+    clients: serviceClients(
+      { ticketKeys: address('ticketKeys'), ocspFetch: address('ocspFetch'), timeoutMs },
+      env,
+      localFleet,
+    ),
     output: createOutput(options.json),
     timeoutMs,
     clock: Date.now,

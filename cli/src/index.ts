@@ -5,6 +5,13 @@
  * layouts (nginx slots, HAProxy's three-key ring, Node's ticketKeys).
  */
 export { createProgram } from './program.js';
+export {
+  localFleetConfigPath,
+  readLocalFleetConfig,
+  removeLocalFleetConfig,
+  writeLocalFleetConfig,
+  type LocalFleetConfig,
+} from './local-fleet.js';
 export { ticketKeyOrderAt, nextTransitionMs, type TicketKeyOrder } from './sync/ticket-key-order.js';
 export {
   nginxTicketKeySlots,

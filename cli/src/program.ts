@@ -7,7 +7,9 @@ import { addTicketKeyCommands } from './commands/ticket-key-commands.js';
 /**
  * The `keyfleet` command. Global options say where the services are and how
  * to print; credentials come from the environment as for every client
- * (KEYFLEET_CLIENT_CA / _CERT / _KEY, or KEYFLEET_INSECURE_DEV=true).
+ * (KEYFLEET_CLIENT_CA / _CERT / _KEY, or KEYFLEET_INSECURE_DEV=true). With
+ * none of those, while `npm start` runs, its client config points the
+ * commands at the local fleet (see local-fleet.ts).
  */
 export function createProgram(env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('keyfleet')

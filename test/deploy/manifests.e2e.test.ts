@@ -1,5 +1,6 @@
 /**
- * Every kustomization renders with `kubectl kustomize`; every object validates
+ * Every kustomization renders with the pinned kustomize (`kustomize build`,
+ * what `kubectl kustomize` runs); every object validates
  * against the Kubernetes OpenAPI schema (kubernetes-models' validators, no
  * cluster needed), custom resources get a structural check of our own; the
  * alerts pass `promtool check rules` and `promtool test rules`.
@@ -11,7 +12,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments, parse, stringify } from 'yaml';
 import { parseClientRoles } from '@keyfleet/service-kit';
-import { makeTempDir, requireCommand } from '@keyfleet/test-support';
+import { makeTempDir, pinnedTool, requireCommand } from '@keyfleet/test-support';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { unknownMetricNames } from './metric-names.js';
@@ -35,9 +36,10 @@ const kustomizations = [
   'deploy/k8s/examples/nginx-sidecar',
 ];
 
+const kustomize = pinnedTool('kustomize');
+
 function render(dir: string): K8sObject[] {
-  requireCommand('kubectl');
-  const text = execFileSync('kubectl', ['kustomize', path.join(root, dir)], { encoding: 'utf8' });
+  const text = execFileSync(kustomize, ['build', path.join(root, dir)], { encoding: 'utf8' });
   return parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject);
 }
 const rendered = new Map(kustomizations.map((dir) => [dir, render(dir)]));
@@ -130,6 +132,8 @@ for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
       assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
       assert.ok(container.resources?.requests?.cpu && container.resources.limits?.memory);
       assert.ok(container.readinessProbe && container.livenessProbe, `${name} probes`);
+      // The services exit within 5 s of SIGTERM (test/service-shutdown.e2e.test.ts).
+      assert.equal(pod.terminationGracePeriodSeconds, 5, `${name} terminationGracePeriodSeconds`);
       const env = new Map((container.env ?? []).map((e) => [e.name, e]));
       for (const variable of [
         'REDIS_URL',
@@ -223,11 +227,27 @@ test('alerts use only the fixed metric names, and every alert has a unit test', 
   }
 });
 
-test('Dockerfile: multi-stage, non-root user', () => {
+test('the engine-node example leaves a node its 5 s to stop', () => {
+  const [deployment] = rendered
+    .get('deploy/k8s/examples/engine-node')!
+    .filter((o) => o.kind === 'Deployment');
+  const pod = (deployment as unknown as IDeployment).spec!.template.spec!;
+  assert.equal(pod.terminationGracePeriodSeconds, 5);
+});
+
+test('Dockerfile: multi-stage, non-root user, on the Node 24 that CI tests', () => {
   const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
   assert.ok((dockerfile.match(/^FROM /gm) ?? []).length >= 2);
+  const pinned = JSON.parse(readFileSync(path.join(root, 'scripts/pinned-tools.json'), 'utf8')) as {
+    node: Record<string, string>;
+  };
+  for (const [, image] of dockerfile.matchAll(/^FROM (\S+)/gm)) {
+    assert.equal(image, `node:${pinned.node['24']}-bookworm-slim`);
+  }
   const user = /^USER (\S+)/m.exec(dockerfile)?.[1] ?? '';
   assert.ok(user && !/^(0|root)(:|$)/.test(user), `USER ${user}`);
+  // The build stage builds the native TLS port for the image's Node.
+  assert.match(dockerfile, /^RUN node scripts\/build-native\.mjs/m);
 });
 
 test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, others read', () => {

@@ -15,7 +15,7 @@ export { startGrpcServer, drainGrpcServer, type TestGrpcServer } from './grpc-se
 export { freePort, waitForListening } from './ports.js';
 export { makeTempDir, randomPrefix } from './temp-dir.js';
 export { startProcess, type RunningProcess } from './child-process.js';
-export { hasCommand, requireCommand, systemPackageFor } from './system-commands.js';
+export { hasCommand, pinnedTool, requireCommand, systemPackageFor } from './system-commands.js';
 export {
   runSClient,
   runSTime,

@@ -15,6 +15,11 @@ export interface OcspResponderOptions {
   nextUpdateDays?: number;
   /** Omit nextUpdate entirely (neither -nmin nor -ndays). */
   omitNextUpdate?: boolean;
+  /**
+   * Run in a process group of its own, so a terminal's Ctrl-C reaches only
+   * the parent, which stops it after what depends on it (npm start).
+   */
+  ownProcessGroup?: boolean;
 }
 
 /** A real `openssl ocsp` responder answering for the test PKI's intermediate. */
@@ -65,7 +70,7 @@ export async function startOcspResponder(
     '-ignore_err',
     ...validity,
   ];
-  const running = startProcess('openssl', args, { cwd: pki.dir });
+  const running = startProcess('openssl', args, { cwd: pki.dir, detached: options.ownProcessGroup === true });
   try {
     await waitForListening(pki.ocspPort);
   } catch (error) {

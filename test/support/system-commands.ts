@@ -4,6 +4,7 @@
  * instead of failing later with a spawn error nobody can act on.
  */
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 /** Debian package that provides each program the tests run. */
 export const systemPackageFor: Readonly<Record<string, string>> = {
@@ -25,4 +26,17 @@ export function requireCommand(command: string): void {
   throw new Error(
     `${command} is not installed. Install it with:\n  sudo apt-get update && sudo apt-get install -y ${pkg}`,
   );
+}
+
+const pinnedToolsScript = path.resolve(import.meta.dirname, '../../scripts/pinned-tools.mjs');
+
+/**
+ * The path of a tool pinned in scripts/pinned-tools.json (kustomize), built
+ * into the project's cache on first use and found there afterwards; throws
+ * with pinned-tools' message when it cannot be had.
+ */
+export function pinnedTool(name: 'kustomize'): string {
+  const result = spawnSync(process.execPath, [pinnedToolsScript, name], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr.trim() || `pinned-tools ${name} failed`);
+  return result.stdout.trim();
 }

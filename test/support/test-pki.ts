@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { requireCommand } from './system-commands.js';
 import { makeTempDir } from './temp-dir.js';
 
@@ -50,7 +50,43 @@ export interface TestPki {
   issueClient(name: string): IssuedCertificate;
   /** Marks `cert` revoked in the intermediate's database (`openssl ca -revoke`). */
   revoke(cert: IssuedCertificate): void;
+  /** True when this PKI was found in `dir` and used again (see TestPkiOptions.reuse). */
+  readonly reused: boolean;
   remove(): void;
+}
+
+export interface TestPkiOptions {
+  /**
+   * Make the PKI in this directory (created; anything in it is replaced)
+   * instead of a temporary one. `remove()` deletes it.
+   */
+  dir?: string;
+  /**
+   * With `dir`: use the PKI already there when it was made for the same
+   * `ocspPort`, nothing in it was revoked, and its leaf is valid for at least
+   * another day; otherwise make a new one in its place. What `npm start`
+   * uses, so its CA and leaf stay the same from one start to the next.
+   */
+  reuse?: boolean;
+}
+
+const pkiFiles = ['root', 'intermediate', 'leaf', 'responder', 'responder-no-eku', 'unrelated'];
+
+function reusable(dir: string, ocspPort: number): boolean {
+  const marker = path.join(dir, 'pki.json');
+  if (!existsSync(marker)) return false;
+  try {
+    const made = JSON.parse(readFileSync(marker, 'utf8')) as { ocspPort?: number };
+    if (made.ocspPort !== ocspPort) return false;
+    if (!pkiFiles.every((name) => existsSync(path.join(dir, `${name}.pem`)))) return false;
+    if (!pkiFiles.every((name) => existsSync(path.join(dir, `${name}.key`)))) return false;
+    // index.txt: one line per certificate `openssl ca` signed, "R" first when revoked.
+    if (/^R/m.test(readFileSync(path.join(dir, 'index.txt'), 'utf8'))) return false;
+    openssl(['x509', '-checkend', '86400', '-noout', '-in', path.join(dir, 'leaf.pem')], dir);
+    return true;
+  } catch {
+    return false; // unreadable, or the leaf expires within a day (-checkend exits 1)
+  }
 }
 
 function openssl(args: string[], cwd: string): string {
@@ -132,15 +168,30 @@ ${options.mustStaple ? 'tlsfeature = status_request' : ''}
 `;
 }
 
-export function createTestPki(ocspPort: number): TestPki {
+export function createTestPki(ocspPort: number, options: TestPkiOptions = {}): TestPki {
   requireCommand('openssl');
-  const temp = makeTempDir('pki');
-  const dir = temp.path;
-  mkdirSync(path.join(dir, 'newcerts'));
-  writeFileSync(path.join(dir, 'index.txt'), '');
-  writeFileSync(path.join(dir, 'serial'), '1000\n');
+  let dir: string;
+  let remove: () => void;
+  let reused = false;
+  if (options.dir) {
+    const given = path.resolve(options.dir);
+    dir = given;
+    remove = () => rmSync(given, { recursive: true, force: true });
+    reused = options.reuse === true && reusable(dir, ocspPort);
+    if (!reused) rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  } else {
+    const temp = makeTempDir('pki');
+    dir = temp.path;
+    remove = () => temp.remove();
+  }
   const configPath = path.join(dir, 'openssl.cnf');
-  writeFileSync(configPath, caConfig(dir, ocspPort));
+  if (!reused) {
+    mkdirSync(path.join(dir, 'newcerts'));
+    writeFileSync(path.join(dir, 'index.txt'), '');
+    writeFileSync(path.join(dir, 'serial'), '1000\n');
+    writeFileSync(configPath, caConfig(dir, ocspPort));
+  }
 
   const record = (name: string, chainWithIntermediate: boolean): IssuedCertificate => {
     const certPath = path.join(dir, `${name}.pem`);
@@ -165,69 +216,6 @@ export function createTestPki(ocspPort: number): TestPki {
       ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`],
       dir,
     );
-
-  newKey('root');
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      'root.key',
-      '-subj',
-      '/CN=keyfleet test root',
-      '-days',
-      '3650',
-      '-config',
-      configPath,
-      '-extensions',
-      'root_ext',
-      '-out',
-      'root.pem',
-    ],
-    dir,
-  );
-  const root = record('root', false);
-
-  newKey('intermediate');
-  openssl(
-    [
-      'req',
-      '-new',
-      '-key',
-      'intermediate.key',
-      '-subj',
-      '/CN=keyfleet test intermediate',
-      '-config',
-      configPath,
-      '-out',
-      'intermediate.csr',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'intermediate.csr',
-      '-CA',
-      'root.pem',
-      '-CAkey',
-      'root.key',
-      '-CAcreateserial',
-      '-days',
-      '3650',
-      '-extfile',
-      configPath,
-      '-extensions',
-      'intermediate_ext',
-      '-out',
-      'intermediate.pem',
-    ],
-    dir,
-  );
-  const intermediate = record('intermediate', false);
 
   // Certificates signed through `openssl ca` land in index.txt, which is what
   // `openssl ocsp -index` answers from and `openssl ca -revoke` changes.
@@ -257,12 +245,12 @@ export function createTestPki(ocspPort: number): TestPki {
     return record(name, true);
   };
 
-  const issueLeaf = (name: string, options: LeafOptions = {}): IssuedCertificate => {
+  const issueLeaf = (name: string, leafOptions: LeafOptions = {}): IssuedCertificate => {
     const resolved: Required<LeafOptions> = {
-      dnsNames: options.dnsNames ?? ['localhost'],
-      ocspUrl: options.ocspUrl ?? true,
-      mustStaple: options.mustStaple ?? false,
-      days: options.days ?? 30,
+      dnsNames: leafOptions.dnsNames ?? ['localhost'],
+      ocspUrl: leafOptions.ocspUrl ?? true,
+      mustStaple: leafOptions.mustStaple ?? false,
+      days: leafOptions.days ?? 30,
     };
     const extPath = path.join(dir, `${name}.ext.cnf`);
     writeFileSync(extPath, leafSection(name, resolved, ocspPort));
@@ -274,40 +262,106 @@ export function createTestPki(ocspPort: number): TestPki {
     );
   };
 
-  const leaf = issueLeaf('leaf', { dnsNames: ['localhost', 'keyfleet.test'] });
-  const responder = signWithCa(
-    'responder',
-    '/CN=keyfleet test ocsp responder',
-    ['-extensions', 'responder_ext'],
-    30,
-  );
-  const responderWithoutOcspSigning = signWithCa(
-    'responder-no-eku',
-    '/CN=keyfleet test responder without eku',
-    ['-extensions', 'responder_no_eku_ext'],
-    30,
-  );
-
-  newKey('unrelated');
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      'unrelated.key',
-      '-subj',
-      '/CN=unrelated signer',
-      '-days',
-      '30',
-      '-config',
-      configPath,
-      '-out',
-      'unrelated.pem',
-    ],
-    dir,
-  );
+  if (!reused) generate();
+  const root = record('root', false);
+  const intermediate = record('intermediate', false);
+  const leaf = record('leaf', true);
+  const responder = record('responder', true);
+  const responderWithoutOcspSigning = record('responder-no-eku', true);
   const unrelated = record('unrelated', false);
+  if (!reused) writeFileSync(path.join(dir, 'pki.json'), `${JSON.stringify({ ocspPort })}\n`);
+
+  function generate() {
+    newKey('root');
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'root.key',
+        '-subj',
+        '/CN=keyfleet test root',
+        '-days',
+        '3650',
+        '-config',
+        configPath,
+        '-extensions',
+        'root_ext',
+        '-out',
+        'root.pem',
+      ],
+      dir,
+    );
+
+    newKey('intermediate');
+    openssl(
+      [
+        'req',
+        '-new',
+        '-key',
+        'intermediate.key',
+        '-subj',
+        '/CN=keyfleet test intermediate',
+        '-config',
+        configPath,
+        '-out',
+        'intermediate.csr',
+      ],
+      dir,
+    );
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        'intermediate.csr',
+        '-CA',
+        'root.pem',
+        '-CAkey',
+        'root.key',
+        '-CAcreateserial',
+        '-days',
+        '3650',
+        '-extfile',
+        configPath,
+        '-extensions',
+        'intermediate_ext',
+        '-out',
+        'intermediate.pem',
+      ],
+      dir,
+    );
+
+    issueLeaf('leaf', { dnsNames: ['localhost', 'keyfleet.test'] });
+    signWithCa('responder', '/CN=keyfleet test ocsp responder', ['-extensions', 'responder_ext'], 30);
+    signWithCa(
+      'responder-no-eku',
+      '/CN=keyfleet test responder without eku',
+      ['-extensions', 'responder_no_eku_ext'],
+      30,
+    );
+
+    newKey('unrelated');
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'unrelated.key',
+        '-subj',
+        '/CN=unrelated signer',
+        '-days',
+        '30',
+        '-config',
+        configPath,
+        '-out',
+        'unrelated.pem',
+      ],
+      dir,
+    );
+  }
 
   return {
     dir,
@@ -325,6 +379,7 @@ export function createTestPki(ocspPort: number): TestPki {
     revoke: (cert) => {
       openssl(['ca', '-config', configPath, '-revoke', cert.certPath, '-crl_reason', 'keyCompromise'], dir);
     },
-    remove: () => temp.remove(),
+    reused,
+    remove,
   };
 }

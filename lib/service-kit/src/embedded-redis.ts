@@ -13,13 +13,16 @@ export interface EmbeddedRedis {
  * The local default when REDIS_URL is unset: a `redis-server` child on
  * 127.0.0.1 with its files in `dir`, stopped with its parent. Not for
  * production, where REDIS_URL points at a managed Redis, Sentinel or Cluster.
+ * It runs in its own process group: a terminal's Ctrl-C (sent to the whole
+ * foreground group) must not take Redis away before the services using it
+ * have closed; the parent stops it last.
  */
 export async function startEmbeddedRedis(dir: string, port: number): Promise<EmbeddedRedis> {
   mkdirSync(dir, { recursive: true });
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '60 1', '--appendonly', 'no'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   let failure: Error | undefined;
   child.once('error', (error) => (failure = error));

@@ -36,6 +36,6 @@ export {
   type UnaryHandler,
 } from './service-server.js';
 export { startMetricsServer, type MetricsServer } from './metrics-http.js';
-export { connectRedis, redisIsReady } from './redis-connection.js';
+export { closeRedis, connectRedis, redisIsReady, settlesWithin } from './redis-connection.js';
 export { catchUpAfterResubscribe } from './resubscribe.js';
 export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

@@ -39,3 +39,45 @@ export function connectRedis(
 export function redisIsReady(redis: Redis): boolean {
   return redis.status === 'ready';
 }
+
+/**
+ * Closes a connection for a shutdown that must not hang: QUIT, so Redis sees a
+ * clean close after every reply already sent, or a hard disconnect when Redis
+ * does not answer within `timeoutMs` (down, or a blocking command in flight).
+ * Never throws.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 500): Promise<void> {
+  if (redis.status === 'end') return;
+  if (redis.status !== 'ready') {
+    // No open socket: stop reconnecting, and that is all.
+    redis.disconnect();
+    return;
+  }
+  // Resolved once the socket has closed, whichever way it was closed.
+  const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()));
+  const quit = timeoutMs > 0 ? redis.quit().catch(() => undefined) : undefined;
+  if (!quit || !(await settlesWithin(quit, timeoutMs))) redis.disconnect();
+  await settlesWithin(ended, 200);
+}
+
+/**
+ * True when `work` settles (either way) within `ms`, false when the time ran
+ * out first; `work` goes on either way. For bounding each step of a shutdown.
+ */
+export async function settlesWithin(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (!work) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  const settled = work.then(
+    () => true as const,
+    () => true as const,
+  );
+  try {
+    return await Promise.race([settled, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -12,7 +12,11 @@ export interface ServiceProcessOptions<Config extends { logLevel?: string }> {
   /** Reads and checks the whole configuration once; throws ConfigError naming the variable. */
   readonly compileConfig: (env: Env) => Config;
   readonly start: (config: Config, logger: Logger) => Promise<StartedService>;
-  /** How long SIGTERM waits for a graceful stop before exiting anyway. Default 10000. */
+  /**
+   * How long SIGTERM waits for a graceful stop before exiting anyway (1),
+   * logging that it did. Default 4500: every service is gone within 5 s,
+   * what the Kubernetes manifests' terminationGracePeriodSeconds allow.
+   */
   readonly forceExitAfterMs?: number;
 }
 
@@ -40,13 +44,19 @@ export function runServiceProcess<Config extends { logLevel?: string }>(
     (service) => {
       let stopping = false;
       const shutdown = (signal: string) => {
+        // A terminal's Ctrl-C and then a supervisor's SIGTERM is one shutdown.
         if (stopping) return;
         stopping = true;
+        const startedAt = Date.now();
+        const forceExitAfterMs = options.forceExitAfterMs ?? 4500;
         logger.info({ signal }, 'shutting down');
-        setTimeout(() => process.exit(1), options.forceExitAfterMs ?? 10_000).unref();
+        setTimeout(() => {
+          logger.error({ forceExitAfterMs }, 'shutdown did not finish in time: exiting anyway');
+          process.exit(1);
+        }, forceExitAfterMs).unref();
         service.stop().then(
           () => {
-            logger.info('stopped');
+            logger.info({ ms: Date.now() - startedAt }, 'stopped');
             process.exit(0);
           },
           (error: unknown) => {

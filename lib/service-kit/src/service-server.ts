@@ -150,7 +150,17 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
             .then(
               () => {
                 count(undefined);
-                if (!call.cancelled && !call.writableEnded) call.end();
+                if (call.cancelled || call.writableEnded) return;
+                // Ended by our shutdown, not by the client: say so, so the
+                // client reconnects (to another replica) at once.
+                if (shutdown.signal.aborted) {
+                  call.emit('error', {
+                    code: grpc.status.UNAVAILABLE,
+                    details: 'the server is shutting down; reconnect',
+                  });
+                } else {
+                  call.end();
+                }
               },
               (error: unknown) => {
                 count(error);

@@ -46,6 +46,6 @@ runServiceProcess({
       { grpc: config.grpcAddress, grpcPort: service.port, metrics: `${config.metricsHost}:${metrics.port}` },
       'ticket-keys serving',
     );
-    return { stop: () => Promise.all([service.stop(3000), metrics.stop()]).then(() => undefined) };
+    return { stop: () => Promise.all([service.stop(1500), metrics.stop()]).then(() => undefined) };
   },
 });

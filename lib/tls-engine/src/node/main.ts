@@ -18,18 +18,33 @@ async function main(): Promise<void> {
     throw error;
   }
   const node = await startEngineNode(config);
+  let stopping = false;
   const shutdown = (signal: string) => {
+    // A terminal's Ctrl-C and then a supervisor's SIGTERM is one shutdown.
+    if (stopping) return;
+    stopping = true;
+    const startedAt = Date.now();
     jsonLogger.info('shutting down', { signal });
+    // Connections get shutdownGraceMs; closing the rest never takes long, but
+    // a stop that hangs must not outlive the supervisor's grace period.
+    const forceExitAfterMs = config.shutdownGraceMs + 1500;
+    setTimeout(() => {
+      jsonLogger.warn('shutdown did not finish in time: exiting anyway', { forceExitAfterMs });
+      process.exit(1);
+    }, forceExitAfterMs).unref();
     node.stop().then(
-      () => process.exit(0),
+      () => {
+        jsonLogger.info('stopped', { ms: Date.now() - startedAt });
+        process.exit(0);
+      },
       (error: unknown) => {
         jsonLogger.warn('shutdown failed', { error: String(error) });
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((error: unknown) => {

@@ -13,7 +13,7 @@ test('defaults: loopback 8443, ring default, local services, no metrics, no upst
   assert.equal(config.metrics, undefined);
   assert.equal(config.upstream, undefined);
   assert.equal(config.strictMustStaple, false);
-  assert.equal(config.shutdownGraceMs, 10_000);
+  assert.equal(config.shutdownGraceMs, 3000);
   assert.deepEqual(config.connection, { insecure: true });
 });
 

@@ -1,6 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '@keyfleet/service-kit';
+import { closeRedis, settlesWithin, type Logger } from '@keyfleet/service-kit';
 import type { OcspRedisKeys } from '../store/redis-keys.js';
 import type { StapleRefresher } from './staple-refresher.js';
 
@@ -37,8 +37,10 @@ export class RefreshQueue {
   readonly #queue: Queue<RefreshJobData>;
   readonly #worker: Worker<RefreshJobData> | undefined;
   readonly #connections: Redis[] = [];
+  readonly #logger: Logger;
 
   constructor(options: RefreshQueueOptions) {
+    this.#logger = options.logger;
     const queueConnection = options.connect();
     this.#connections.push(queueConnection);
     this.#queue = new Queue<RefreshJobData>(options.keys.queueName, {
@@ -104,9 +106,30 @@ export class RefreshQueue {
     }
   }
 
-  async close(): Promise<void> {
-    await this.#worker?.close();
-    await this.#queue.close();
-    for (const connection of this.#connections) connection.disconnect();
+  /**
+   * Stops taking jobs and closes every connection, within about `graceMs` +
+   * 0.5 s whatever Redis does. Delayed jobs are never waited for (they live
+   * in Redis); a refresh that is running gets `graceMs` to finish. One still
+   * running then (a slow responder, Redis unreachable) is cut off: its job
+   * stays in Redis, and BullMQ's stalled-job check hands it to a replica once
+   * its lock expires (and should BullMQ give up on it, every replica's
+   * periodic ensureScheduled adds it again), so no certificate loses its
+   * refresh.
+   */
+  async close(graceMs = 1500): Promise<void> {
+    const graceful = (async () => {
+      await this.#worker?.close();
+      await this.#queue.close();
+    })();
+    const inTime = await settlesWithin(graceful, graceMs);
+    if (!inTime) {
+      this.#logger.warn(
+        { graceMs },
+        'refresh worker did not close in time (a refresh still running, or Redis unreachable): cutting its connections',
+      );
+    }
+    await Promise.all(this.#connections.map((connection) => closeRedis(connection, inTime ? 500 : 0)));
+    // Cut connections fail whatever BullMQ still awaited, so its close ends too.
+    if (!inTime) await settlesWithin(graceful, 500);
   }
 }

@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '@keyfleet/service-kit';
+import { settlesWithin, type Logger } from '@keyfleet/service-kit';
 import type { RotateOutcome } from '../store/key-store.js';
 
 /** The rotation job's payload: only the ring name (no key material ever goes to BullMQ). */
@@ -86,8 +86,20 @@ export class RotationScheduler {
     );
   }
 
-  async close(): Promise<void> {
-    await this.worker.close();
-    await this.queue.close();
+  /**
+   * Stops taking jobs; a rotation that is running gets `graceMs` to finish
+   * (delayed and scheduled jobs live in Redis and are never waited for).
+   * Resolves false when that did not happen in time (Redis unreachable): the
+   * caller then cuts the connections, which ends BullMQ's close too.
+   */
+  async close(graceMs = 1500): Promise<boolean> {
+    const graceful = (async () => {
+      await this.worker.close();
+      await this.queue.close();
+    })();
+    const inTime = await settlesWithin(graceful, graceMs);
+    if (!inTime)
+      this.logger.warn({ graceMs }, 'rotation worker did not close in time: cutting its connections');
+    return inTime;
   }
 }

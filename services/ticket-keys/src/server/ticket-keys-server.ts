@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
 import {
+  closeRedis,
   connectRedis,
   createLogger,
   startServiceServer,
@@ -231,12 +232,14 @@ export async function createTicketKeysServer(
       await grpcServer.stop(graceMs);
       watchers.close();
       await hub.close();
-      // BullMQ waits for Redis to close cleanly; do not hang a shutdown on it.
-      await Promise.race([
-        scheduler?.close().catch(() => undefined),
-        new Promise((resolve) => setTimeout(resolve, 3000).unref()),
+      // A running rotation gets a moment; a shutdown never hangs on Redis.
+      const inTime = (await scheduler?.close(1500)) ?? true;
+      subscriber.disconnect();
+      const linger = inTime ? 500 : 0;
+      await Promise.all([
+        bullConnection ? closeRedis(bullConnection, linger) : undefined,
+        closeRedis(redis, linger),
       ]);
-      for (const connection of [subscriber, bullConnection, redis]) connection?.disconnect();
     },
   };
 }
