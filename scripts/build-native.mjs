@@ -8,7 +8,7 @@
 //   node scripts/build-native.mjs      build for this Node if needed
 //   node scripts/build-native.mjs -f   build even when up to date
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -76,7 +76,11 @@ export function buildNativePort({ force = false } = {}) {
   );
   if (result.status !== 0) fail([`node-gyp failed (exit ${result.status}); the output above says why.`]);
   mkdirSync(path.dirname(target), { recursive: true });
-  copyFileSync(path.join(nativeDir, 'build', 'Release', 'keyfleet_tls.node'), target);
+  // A new file renamed over the old one: a process that has the old build
+  // loaded keeps its mapping (writing into the loaded file would corrupt it).
+  const staged = `${target}.${process.pid}.tmp`;
+  copyFileSync(path.join(nativeDir, 'build', 'Release', 'keyfleet_tls.node'), staged);
+  renameSync(staged, target);
   console.error(`Built ${path.relative(root, target)} in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
   return target;
 }

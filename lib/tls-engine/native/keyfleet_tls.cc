@@ -426,18 +426,23 @@ SSL_CTX* ContextArgument(const FunctionCallbackInfo<Value>& info) {
   return ctx;
 }
 
-// Stores (or replaces) the context's id; returns the binding now in the slot.
+// Stores the context's id, or updates the binding already in the slot in
+// place: the ticket callback's `arg` may point at it, so it is never freed
+// while the context lives (OpenSSL frees it with the context).
 ContextBinding* Bind(PortState* state, SSL_CTX* ctx, uint32_t id) {
   int index = BindingIndex();
   if (index < 0) return nullptr;
   ContextBinding* previous = BindingOf(ctx);
-  if (previous != nullptr && previous->state == state && previous->id == id) return previous;
+  if (previous != nullptr) {
+    previous->state = state;
+    previous->id = id;
+    return previous;
+  }
   auto* binding = new ContextBinding{state, id};
   if (SSL_CTX_set_ex_data(ctx, index, binding) != 1) {
     delete binding;
     return nullptr;
   }
-  delete previous;
   return binding;
 }
 
