@@ -65,3 +65,24 @@ test('npm start needs no redis-server when REDIS_URL is set, but still needs ope
     bin.remove();
   }
 });
+
+test('the native TLS port: built once per Node ABI; without g++ the build stops with the apt-get line', () => {
+  const builder = path.resolve(import.meta.dirname, 'build-native.mjs');
+  // Up to date after the pretest: a second run builds nothing and says nothing.
+  const again = spawnSync(process.execPath, [builder], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(again.stderr, '');
+  // Forced, with make and python3 on PATH but no g++.
+  const bin = pathWith(['sh', 'make', 'python3']);
+  try {
+    const result = spawnSync(process.execPath, [builder, '-f'], {
+      env: { PATH: bin.path },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /Missing: g\+\+ \(needed to build the engine's native TLS port\)/);
+    assert.match(result.stderr, /sudo apt-get update && sudo apt-get install -y g\+\+\n/);
+  } finally {
+    bin.remove();
+  }
+});
