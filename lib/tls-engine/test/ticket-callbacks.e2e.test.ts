@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import {
   createTestPki,
   freePort,
@@ -291,4 +292,32 @@ describe('without the native port', () => {
     assert.match(plain.output(), /KEYFLEET_NATIVE_PORT=off/);
     assert.match(plain.output(), /max session age and SNI binding need the session-ticket callbacks/);
   });
+});
+
+describe('client identity in the ticket, and a revoked client', () => {
+  for (const tls of ['1.2', '1.3'] as TlsVersion[]) {
+    test(`TLS ${tls}: the client certificate's SHA-256 rides in the appdata; once revoked, its sessions no longer resume`, async () => {
+      const alice = pki.issueClient(`alice-${tls}`);
+      const fingerprint = new X509Certificate(alice.certPem()).fingerprint256.replace(/:/g, '').toLowerCase();
+      const mtls = await start(`mtls-${tls}`, { FIXTURE_CLIENT_CA: pki.root.certPath });
+      const now = Date.now();
+      await feed([mtls], [newKey(now - 5000, now - 1000)]);
+      const asAlice = ['-cert', alice.certPath, '-key', alice.keyPath, '-cert_chain', alice.chainPath];
+      const file = sessionFile();
+      assert.ok((await runSClient({ port: mtls.port, tls, sessOut: file, extraArgs: asAlice })).connected);
+      await observed(mtls);
+      assert.ok((await runSClient({ port: mtls.port, tls, sessIn: file, extraArgs: asAlice })).reused);
+      const [entry] = await observed(mtls);
+      assert.equal(entry?.boundClientIdentity, fingerprint);
+      assert.equal(entry?.clientIdentity, fingerprint);
+
+      await mtls.send({ type: 'policy', revokedClients: [fingerprint] });
+      const refused = await runSClient({ port: mtls.port, tls, sessIn: file, extraArgs: asAlice });
+      assert.ok(refused.connected && !refused.reused, refused.output);
+      assert.deepEqual(
+        (await observed(mtls)).map((e) => [e.decision, e.reason]),
+        [['IGNORE_RENEW', 'CLIENT_REVOKED']],
+      );
+    });
+  }
 });
