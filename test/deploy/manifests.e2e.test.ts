@@ -230,10 +230,17 @@ test('Dockerfile: multi-stage, non-root user', () => {
   assert.ok(user && !/^(0|root)(:|$)/.test(user), `USER ${user}`);
 });
 
-test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, others read', () => {
-  const roles = parseClientRoles(readFileSync(path.join(root, 'deploy/k8s/base/roles.json'), 'utf8'));
-  assert.equal(roles.roleOf({ commonName: 'keyfleet-admin', fingerprintSha256: '00' }), 'admin');
-  assert.equal(roles.roleOf({ commonName: 'keyfleet-node', fingerprintSha256: '00' }), 'reader');
+test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, keyfleet-node a node of edge only', () => {
+  const text = readFileSync(path.join(root, 'deploy/k8s/base/roles.json'), 'utf8');
+  assert.doesNotMatch(text, /cn:\*/);
+  const roles = parseClientRoles(text);
+  const peer = (commonName: string) => ({ commonName, fingerprintSha256: '00', uris: [], dnsNames: [] });
+  assert.equal(roles.accessOf(peer('keyfleet-admin')).admin, true);
+  const node = roles.accessOf(peer('keyfleet-node'));
+  assert.equal(node.admin, false);
+  assert.equal(node.allows('node', 'edge'), true);
+  assert.equal(node.allows('reader', 'other'), false);
+  assert.equal(roles.accessOf(peer('anyone-else')).known, false);
 });
 
 test('the dev KEK file has the format ticket-keys reads (and is marked development-only)', async () => {

@@ -18,7 +18,16 @@ export {
 } from './config-env.js';
 export { createLogger, type Logger } from './logger.js';
 export { runServiceProcess, type ServiceProcessOptions, type StartedService } from './service-process.js';
-export { loadClientRoles, parseClientRoles, type ClientRoles, type Role } from './client-roles.js';
+export {
+  adminAccess,
+  loadClientRoles,
+  parseClientRoles,
+  subjectAltNames,
+  type Access,
+  type ClientRoles,
+  type Grant,
+  type PeerIdentity,
+} from './client-roles.js';
 export {
   insecureDevSecurity,
   mtlsSecurity,
@@ -27,8 +36,10 @@ export {
   type ServerSecurity,
 } from './server-security.js';
 export {
+  methodAccess,
   startServiceServer,
   type CallContext,
+  type MethodAccess,
   type RunningServiceServer,
   type ServerStreamHandler,
   type ServiceBinding,

@@ -80,7 +80,10 @@ test('mTLS: a reader may read and watch but not register; an admin may register;
       certPath: write('server.pem', serverCertificate.pem() + ca.issuer.pem()),
       keyPath: write('server.key', await keyPem(serverCertificate)),
       clientCaPath: write('client-ca.pem', ca.issuer.pem() + ca.root.pem()),
-      rolesPath: write('roles.json', JSON.stringify({ admin: ['cn:ops-admin'], reader: ['cn:edge-node'] })),
+      rolesPath: write(
+        'roles.json',
+        JSON.stringify({ admin: ['cn:ops-admin'], 'node:edge': ['cn:edge-node'] }),
+      ),
     }),
   });
   servers.push(server);

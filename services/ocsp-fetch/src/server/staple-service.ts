@@ -15,6 +15,7 @@ import {
   ErrorCode,
   KeyfleetError,
   invalidArgument,
+  methodAccess,
   type CallContext,
   type Logger,
   type ServiceBinding,
@@ -214,6 +215,14 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
       getStaple,
       watchStaples,
     },
-    adminMethods: new Set(['RegisterCertificate', 'UnregisterCertificate']),
+    // Staples are public (any TLS client sees them); the certificate list is
+    // not secret either. Any caller with a grant reads; writes need admin.
+    access: {
+      RegisterCertificate: methodAccess.admin,
+      UnregisterCertificate: methodAccess.admin,
+      ListCertificates: methodAccess.known,
+      GetStaple: methodAccess.known,
+      WatchStaples: methodAccess.known,
+    },
   };
 }

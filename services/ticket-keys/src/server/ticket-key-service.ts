@@ -21,6 +21,7 @@ import {
   ErrorCode,
   KeyfleetError,
   invalidArgument,
+  methodAccess,
   type CallContext,
   type Logger,
   type ServiceBinding,
@@ -52,8 +53,23 @@ export interface TicketKeyServiceDeps {
   readonly onRingChanged?: (ring: string, rotationIntervalMs: number) => void;
 }
 
-/** Methods that need the admin role (the proto's service comment). */
-export const ticketKeyAdminMethods: ReadonlySet<string> = new Set(['Rotate', 'RevokeKey', 'PutRing']);
+/**
+ * Who may call what: writes need admin; the ring's secrets (GetKeySet without
+ * omit_secrets, WatchKeySet, AckKeySet) need its node grant; names, states and
+ * times need its reader grant. ListRings lists only rings the caller may read.
+ */
+export const ticketKeyAccess = {
+  GetKeySet: methodAccess.ring(
+    (request: GetKeySetRequest) => ringField(request.ring),
+    (request: GetKeySetRequest) => (request.omitSecrets ? 'reader' : 'node'),
+  ),
+  WatchKeySet: methodAccess.ring((request: WatchKeySetRequest) => ringField(request.ring), 'node'),
+  AckKeySet: methodAccess.ring((request: AckKeySetRequest) => ringField(request.ring), 'node'),
+  Rotate: methodAccess.admin,
+  RevokeKey: methodAccess.admin,
+  PutRing: methodAccess.admin,
+  ListRings: methodAccess.known,
+};
 
 /**
  * The TicketKeyService handlers as a service-kit binding. Every request field
@@ -225,7 +241,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     return { params: ringParamsToProto(result.params), created: result.created, epoch: result.epoch };
   };
 
-  const listRings = async (): Promise<ListRingsResponse> => {
+  const listRings = async (_request: unknown, context: CallContext): Promise<ListRingsResponse> => {
     let states: RingState[];
     try {
       const names = await store.listRingNames();
@@ -236,6 +252,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       if (!(error instanceof KeyfleetError && error.code === ErrorCode.Unavailable)) throw error;
       states = hub.rings();
     }
+    states = states.filter((state) => context.access.allows('reader', state.params.ring));
     const nowMs = clock();
     const rings: RingStatus[] = [];
     for (const state of states) {
@@ -266,6 +283,6 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       putRing,
       listRings,
     },
-    adminMethods: ticketKeyAdminMethods,
+    access: ticketKeyAccess,
   };
 }
