@@ -27,6 +27,8 @@ export enum FetchResult {
   NotYetValid = 'not_yet_valid',
   Expired = 'expired',
   NoNextUpdate = 'no_next_update',
+  // What it says: "unknown" is never stapled (a client may hard-fail on it).
+  CertStatusUnknown = 'cert_status_unknown',
 }
 
 /** A failure: the reason (a metric label) and a short human detail for FetchState.last_error. */
