@@ -88,7 +88,19 @@ export async function createTicketKeysServer(
   const redis = connectRedis(options.redisUrl, registry, logger);
   const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
   subscriber.on('error', () => undefined); // the command connection logs Redis errors once
-  const store = new KeyStore({ redis, keys, keks: options.keks, clock });
+  const store = new KeyStore({
+    redis,
+    keys,
+    keks: options.keks,
+    clock,
+    onRegression: ({ ring, storedEpoch, knownEpoch, epoch }) => {
+      metrics.epochRegressions.inc({ ring });
+      logger.warn(
+        { ring, storedEpoch, knownEpoch, epoch },
+        'Redis held an older state of the ring; wrote back the union of both at a higher epoch',
+      );
+    },
+  });
   const hub = new KeySetHub({ subscriber, store, channel: keys.changesChannel, logger });
   const watchers = new WatcherRegistry({
     redis,

@@ -141,7 +141,9 @@ export class KeySetHub {
     const epoch = Number(epochText);
     if (!ring || !Number.isSafeInteger(epoch)) return;
     const known = this.states.get(ring);
-    if (known && known.epoch >= epoch) return;
+    // Our own epoch echoed: nothing to read. A lower one means a replica wrote
+    // over an older state of Redis: the read finds it and repairs it.
+    if (known && known.epoch === epoch) return;
     void this.refresh(ring);
   }
 
