@@ -122,6 +122,7 @@ export {
 } from './engine/ticket-engine.js';
 export {
   compileKeySetProviderOptions,
+  defaultNodeId,
   KeySetProvider,
   type KeySetListener,
   type KeySetProviderOptions,

@@ -138,7 +138,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     try {
       const state = await hub.load(ring);
       if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
-      unregister = watchers.add(ring, nodeId);
+      unregister = watchers.add(ring, { identity: context.identity, nodeId });
       if (state.epoch > lastSentEpoch) {
         // The first message is stamped now, not when the state was cached.
         lastSentEpoch = state.epoch;
@@ -159,13 +159,19 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     }
   };
 
-  const ackKeySet = async (request: AckKeySetRequest): Promise<AckKeySetResponse> => {
+  const ackKeySet = async (request: AckKeySetRequest, context: CallContext): Promise<AckKeySetResponse> => {
     const ring = ringField(request.ring);
     const nodeId = nodeIdField(request.nodeId);
     const epoch = epochField('epoch', request.epoch);
-    const state = hub.current(ring) ?? (await hub.load(ring));
+    let state = hub.current(ring) ?? (await hub.load(ring));
     if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
-    await watchers.ack(ring, nodeId, epoch);
+    // This replica may lag the one that served the node's stream: look again before refusing.
+    if (epoch > state.epoch) state = (await hub.load(ring)) ?? state;
+    if (epoch > state.epoch) {
+      throw invalidArgument('epoch', `${epoch} is ahead of the ring's epoch ${state.epoch}`);
+    }
+    // Counted only for streams the same caller holds under this node id.
+    await watchers.ack(ring, { identity: context.identity, nodeId }, epoch);
     const coverage = await watchers.coverage(ring, state.epoch);
     if (state.params.promoteOnFullAck && coverage.live > 0 && coverage.ratio === 1) {
       try {
