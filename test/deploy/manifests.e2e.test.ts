@@ -164,11 +164,14 @@ test('dev runs one Redis StatefulSet; prod none (it points at an existing Redis)
     prod.some((o) => o.kind === 'Certificate'),
     'prod includes the cert-manager component',
   );
-  // Dev's plain-text gRPC is what lets native gRPC probes work; prod probes /healthz.
+  // Dev's plain-text gRPC is what lets native gRPC probes work; prod probes /readyz and /livez.
   const firstContainer = (objects: K8sObject[]): IContainer =>
     (objects.find((o) => o.kind === 'Deployment') as unknown as IDeployment).spec!.template.spec!
       .containers[0]!;
-  assert.equal(firstContainer(prod).readinessProbe?.httpGet?.path, '/healthz');
+  assert.equal(firstContainer(prod).readinessProbe?.httpGet?.path, '/readyz');
+  // Liveness never follows Redis.
+  assert.equal(firstContainer(prod).livenessProbe?.httpGet?.path, '/livez');
+  assert.equal(firstContainer(dev).livenessProbe?.grpc?.service, 'liveness');
   assert.ok(firstContainer(dev).readinessProbe?.grpc?.port);
 });
 

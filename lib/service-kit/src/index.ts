@@ -36,6 +36,7 @@ export {
   type ServerSecurity,
 } from './server-security.js';
 export {
+  livenessServiceName,
   methodAccess,
   startServiceServer,
   type CallContext,

@@ -87,11 +87,22 @@ export interface ServiceServerOptions {
 export interface RunningServiceServer {
   readonly server: grpc.Server;
   readonly port: number;
-  /** Health for the whole server ("") and every served service. */
+  /**
+   * Readiness: health for the whole server ("") and every served service.
+   * Liveness is the separate health service name `liveness`, SERVING for as
+   * long as the process answers (until stop).
+   */
   setServing(serving: boolean): void;
   /** Stops accepting calls, ends streams, waits up to `graceMs` for unary calls. */
   stop(graceMs?: number): Promise<void>;
 }
+
+/**
+ * The grpc.health.v1 service name that answers liveness ("the process
+ * works"): a Kubernetes grpc livenessProbe names it in `service`. The empty
+ * name and the served services' names answer readiness.
+ */
+export const livenessServiceName = 'liveness';
 
 function methodNameOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
@@ -223,9 +234,10 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     const first = Object.values(binding.definition)[0];
     return first ? (first.path.split('/')[1] ?? '') : '';
   });
-  const health = new HealthImplementation(
-    Object.fromEntries(['', ...serviceNames].map((s) => [s, 'SERVING'])),
-  );
+  const health = new HealthImplementation({
+    ...Object.fromEntries(['', ...serviceNames].map((s) => [s, 'SERVING'])),
+    [livenessServiceName]: 'SERVING',
+  });
   health.addToServer(server);
   const definitions = protoLoader.loadSync([...protoFiles], { includeDirs: [protoRoot], keepCase: true });
   new ReflectionService(definitions).addToServer(server);
@@ -268,6 +280,7 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     },
     stop(graceMs = 5000) {
       shutdown.abort();
+      health.setStatus(livenessServiceName, 'NOT_SERVING');
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
