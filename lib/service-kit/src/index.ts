@@ -48,6 +48,11 @@ export {
   type UnaryHandler,
 } from './service-server.js';
 export { startMetricsServer, type MetricsServer } from './metrics-http.js';
-export { connectRedis, redisIsReady } from './redis-connection.js';
+export {
+  connectRedis,
+  redisCommandTimeoutMs,
+  redisIsReady,
+  withoutCommandTimeout,
+} from './redis-connection.js';
 export { catchUpAfterResubscribe } from './resubscribe.js';
 export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

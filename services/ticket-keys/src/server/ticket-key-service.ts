@@ -136,7 +136,11 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     let unregister: (() => void) | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
     try {
-      const state = await hub.load(ring);
+      // A cached ring is sent at once (the hub re-reads it in the background and
+      // the listener sends anything newer): a slow Redis does not hold up a watcher.
+      const cached = hub.current(ring);
+      if (cached) hub.refreshSoon(ring);
+      const state = cached ?? (await hub.load(ring));
       if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
       unregister = watchers.add(ring, { identity: context.identity, nodeId });
       if (state.epoch > lastSentEpoch) {

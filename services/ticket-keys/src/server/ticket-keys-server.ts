@@ -4,6 +4,7 @@ import {
   connectRedis,
   createLogger,
   startServiceServer,
+  withoutCommandTimeout,
   type Logger,
   type RunningServiceServer,
   type ServerSecurity,
@@ -95,7 +96,11 @@ export async function createTicketKeysServer(
   const bootstrapRings = (options.bootstrapRings ?? []).map((ring) => compileRingParams({ ring }));
 
   const redis = connectRedis(options.redisUrl, registry, logger);
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = redis.duplicate({
+    ...withoutCommandTimeout,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+  });
   subscriber.on('error', () => undefined); // the command connection logs Redis errors once
   const store = new KeyStore({
     redis,
@@ -133,7 +138,11 @@ export async function createTicketKeysServer(
   let bullConnection: Redis | undefined;
   let scheduler: RotationScheduler | undefined;
   if (options.runScheduler ?? true) {
-    bullConnection = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    bullConnection = redis.duplicate({
+      ...withoutCommandTimeout,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
     bullConnection.on('error', () => undefined);
     scheduler = new RotationScheduler({
       connection: bullConnection,

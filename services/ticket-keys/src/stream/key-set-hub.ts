@@ -106,6 +106,11 @@ export class KeySetHub {
     return this.states.get(ring);
   }
 
+  /** Re-reads the ring in the background (failures are logged, the cache stays). */
+  refreshSoon(ring: string): void {
+    void this.refresh(ring);
+  }
+
   /** Reads every known ring once (after Redis came back), restoring any it lost. */
   async refreshAll(): Promise<void> {
     await Promise.all([...this.states.keys()].map((ring) => this.refresh(ring)));
