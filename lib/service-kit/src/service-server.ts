@@ -82,7 +82,34 @@ export interface ServiceServerOptions {
   readonly services: readonly ServiceBinding[];
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Stream and connection limits; every field has a default (`defaultStreamLimits`). */
+  readonly limits?: Partial<StreamLimits>;
 }
+
+/**
+ * What one caller may hold open, so a client that opens streams and never
+ * reads them cannot grow a replica's memory without bound.
+ */
+export interface StreamLimits {
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly maxConcurrentStreamsPerConnection: number;
+  /**
+   * Open server streams per caller identity across all connections; past it
+   * a new stream fails RESOURCE_EXHAUSTED. Callers that share a certificate
+   * share the quota: give each node its own identity (SAN URI), or raise it.
+   */
+  readonly maxStreamsPerIdentity: number;
+  /** Server pings an idle connection this often; a peer that does not answer is dropped with its streams. */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export const defaultStreamLimits: StreamLimits = {
+  maxConcurrentStreamsPerConnection: 100,
+  maxStreamsPerIdentity: 256,
+  keepaliveTimeMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+};
 
 export interface RunningServiceServer {
   readonly server: grpc.Server;
@@ -157,8 +184,23 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
   const shutdown = new AbortController();
-  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
+  const server = new grpc.Server({
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreamsPerConnection,
+    // Half-open peers (a node that vanished without a FIN) stop counting as watchers.
+    'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+  });
+  /** identity → open server streams */
+  const openStreams = new Map<string, number>();
+  const streamsRejected = new Counter({
+    name: 'keyfleet_grpc_streams_rejected_total',
+    help: 'Server streams refused because the caller holds its quota of open streams.',
+    labelNames: ['service', 'method'] as const,
+    registers: [registry],
+  });
 
   for (const binding of options.services) {
     const implementation: grpc.UntypedServiceImplementation = {};
@@ -208,8 +250,30 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       } else if (!method.requestStream && method.responseStream) {
         const streaming = handler as ServerStreamHandler<unknown, unknown>;
         implementation[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          let held: string | undefined;
+          const release = () => {
+            if (held === undefined) return;
+            const left = (openStreams.get(held) ?? 1) - 1;
+            if (left > 0) openStreams.set(held, left);
+            else openStreams.delete(held);
+            held = undefined;
+          };
           Promise.resolve()
-            .then(() => streaming(call.request, call, contextFor(call)))
+            .then(() => {
+              const context = contextFor(call);
+              const open = openStreams.get(context.identity) ?? 0;
+              if (open >= limits.maxStreamsPerIdentity) {
+                streamsRejected.inc({ service: serviceName, method: name });
+                throw new KeyfleetError(
+                  ErrorCode.ResourceExhausted,
+                  `${JSON.stringify(context.identity)} holds ${open} open streams, its quota; close some first`,
+                );
+              }
+              held = context.identity;
+              openStreams.set(held, open + 1);
+              return streaming(call.request, call, context);
+            })
+            .finally(release)
             .then(
               () => {
                 count(undefined);

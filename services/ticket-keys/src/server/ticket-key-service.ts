@@ -53,6 +53,9 @@ export interface TicketKeyServiceDeps {
   readonly onRingChanged?: (ring: string, rotationIntervalMs: number) => void;
 }
 
+/** Messages buffered for one watcher that does not read before its stream is ended. */
+export const maxBufferedKeySetMessages = 1000;
+
 /**
  * Who may call what: writes need admin; the ring's secrets (GetKeySet without
  * omit_secrets, WatchKeySet, AckKeySet) need its node grant; names, states and
@@ -123,8 +126,16 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     const nodeId = nodeIdField(request.nodeId);
     const heartbeatMs = heartbeatField(request.heartbeatIntervalMs);
     let lastSentEpoch = 0;
+    // A watcher that stops reading must not grow this replica's memory without
+    // bound: past the limit its stream ends and it reconnects for a fresh set.
+    let overflowed: (() => void) | undefined;
     const write = (message: WatchKeySetResponse) => {
-      if (!stream.cancelled && !stream.writableEnded && !context.signal.aborted) stream.write(message);
+      if (stream.cancelled || stream.writableEnded || context.signal.aborted) return;
+      if (stream.writableLength >= maxBufferedKeySetMessages) {
+        overflowed?.();
+        return;
+      }
+      stream.write(message);
     };
     const send = (state: RingState) => {
       // Listener and initial load may race; epochs only move forward.
@@ -152,9 +163,16 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
         () => write({ heartbeat: { serverTimeMs: clock(), epoch: lastSentEpoch } }),
         heartbeatMs,
       );
-      await new Promise<void>((resolve) => {
+      await new Promise<void>((resolve, reject) => {
         if (context.signal.aborted) return resolve();
         context.signal.addEventListener('abort', () => resolve(), { once: true });
+        overflowed = () =>
+          reject(
+            new KeyfleetError(
+              ErrorCode.ResourceExhausted,
+              `over ${maxBufferedKeySetMessages} messages are waiting for this watcher; reconnect`,
+            ),
+          );
       });
     } finally {
       clearInterval(heartbeat);
