@@ -12,6 +12,7 @@ export interface TicketKeysMetrics {
   readonly rotations: Counter<'ring' | 'result'>;
   readonly revocations: Counter<'ring'>;
   readonly epochRegressions: Counter<'ring'>;
+  readonly unreadableRecords: Counter<'ring'>;
 }
 
 /**
@@ -94,6 +95,12 @@ export function createTicketKeysMetrics(
     revocations: new Counter({
       name: 'keyfleet_revocations_total',
       help: 'Keys revoked, by ring.',
+      labelNames: ['ring'] as const,
+      registers: [registry],
+    }),
+    unreadableRecords: new Counter({
+      name: 'keyfleet_key_records_unreadable_total',
+      help: 'Reads that left out a key record which did not parse or open (tampered with, or an unknown KEK).',
       labelNames: ['ring'] as const,
       registers: [registry],
     }),

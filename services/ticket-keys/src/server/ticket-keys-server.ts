@@ -107,6 +107,10 @@ export async function createTicketKeysServer(
     keys,
     keks: options.keks,
     clock,
+    onUnreadableRecord: ({ ring, keyName, reason }) => {
+      metrics.unreadableRecords.inc({ ring });
+      logger.error({ ring, keyName, reason }, 'key record does not open; left out of the ring');
+    },
     onRegression: ({ ring, storedEpoch, knownEpoch, epoch }) => {
       metrics.epochRegressions.inc({ ring });
       logger.warn(

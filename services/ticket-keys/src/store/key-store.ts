@@ -20,6 +20,12 @@ export interface KeyStoreOptions {
    * (failover to a lagging replica, partial data loss) and the merged state
    * was written back at a higher epoch.
    */
+  /**
+   * Told about a key record that does not parse or open (its AAD covers the
+   * ring, name, KEK id, times and state): the key is left out of the ring.
+   * `keyName` is the first 16 hex digits; `reason` never holds key bytes.
+   */
+  readonly onUnreadableRecord?: (event: { ring: string; keyName: string; reason: string }) => void;
   readonly onRegression?: (event: {
     ring: string;
     storedEpoch: number;
@@ -49,6 +55,7 @@ export class KeyStore {
   private readonly keks: KekRing;
   private readonly clock: () => number;
   private readonly onRegression: KeyStoreOptions['onRegression'];
+  private readonly onUnreadableRecord: KeyStoreOptions['onUnreadableRecord'];
   /** The newest state of each ring this replica has read or written: the floor for every later read. */
   private readonly newest = new Map<string, RingState>();
 
@@ -58,6 +65,7 @@ export class KeyStore {
     this.keks = options.keks;
     this.clock = options.clock ?? Date.now;
     this.onRegression = options.onRegression;
+    this.onUnreadableRecord = options.onUnreadableRecord;
   }
 
   /** The ring as stored now, or undefined when it does not exist. */
@@ -277,7 +285,8 @@ export class KeyStore {
           let changed = false;
           for (const [nameHex, text] of Object.entries(records)) {
             const parsed = parseKeyRecord(nameHex, text);
-            if (parsed.kekId === this.keks.primary.id) continue;
+            // Already under the primary KEK in the current format.
+            if (parsed.kekId === this.keks.primary.id && parsed.context !== undefined) continue;
             const key = decodeKeyRecord(ring, nameHex, text, this.keks);
             const reply = await scripts.rewrapKey.run(
               this.redis,
@@ -408,11 +417,13 @@ export class KeyStore {
       try {
         keys.push(decodeKeyRecord(ring, nameHex, text, this.keks));
       } catch (error) {
-        throw new KeyfleetError(
-          ErrorCode.Internal,
-          `ring "${ring}": key ${nameHex.slice(0, 16)} cannot be read with the configured KEKs`,
-          { cause: error },
-        );
+        // One record that does not open (tampered with, or under a KEK this
+        // replica lacks) costs that key, not the ring: it is left out and reported.
+        this.onUnreadableRecord?.({
+          ring,
+          keyName: nameHex.slice(0, 16),
+          reason: error instanceof Error ? error.message : 'unreadable',
+        });
       }
     }
     return {
