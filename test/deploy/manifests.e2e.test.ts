@@ -131,14 +131,14 @@ for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
       assert.ok(container.resources?.requests?.cpu && container.resources.limits?.memory);
       assert.ok(container.readinessProbe && container.livenessProbe, `${name} probes`);
       const env = new Map((container.env ?? []).map((e) => [e.name, e]));
+      const tls = overlay.endsWith('/dev')
+        ? []
+        : ['KEYFLEET_TLS_CERT', 'KEYFLEET_TLS_KEY', 'KEYFLEET_TLS_CLIENT_CA', 'KEYFLEET_ROLES_FILE'];
       for (const variable of [
         'REDIS_URL',
         'KEYFLEET_GRPC_ADDRESS',
         'KEYFLEET_METRICS_ADDRESS',
-        'KEYFLEET_TLS_CERT',
-        'KEYFLEET_TLS_KEY',
-        'KEYFLEET_TLS_CLIENT_CA',
-        'KEYFLEET_ROLES_FILE',
+        ...tls,
         'KEYFLEET_KEY_PREFIX',
       ]) {
         assert.ok(env.has(variable), `${name} ${variable}`);
@@ -173,6 +173,46 @@ test('dev runs one Redis StatefulSet; prod none (it points at an existing Redis)
   assert.equal(firstContainer(prod).livenessProbe?.httpGet?.path, '/livez');
   assert.equal(firstContainer(dev).livenessProbe?.grpc?.service, 'liveness');
   assert.ok(firstContainer(dev).readinessProbe?.grpc?.port);
+});
+
+test('dev has its own namespace and plain text without TLS variables; gRPC ingress selects namespaces too', () => {
+  const dev = rendered.get('deploy/k8s/overlays/dev')!;
+  const prod = rendered.get('deploy/k8s/overlays/prod')!;
+  const namespaces = (objects: K8sObject[]) =>
+    new Set(
+      objects.map((o) => (o.kind === 'Namespace' ? o.metadata.name : o.metadata.namespace)).filter(Boolean),
+    );
+  assert.deepEqual([...namespaces(dev)], ['keyfleet-dev']);
+  assert.deepEqual([...namespaces(prod)], ['keyfleet']);
+  for (const deployment of dev.filter((o) => o.kind === 'Deployment') as unknown as IDeployment[]) {
+    const env = deployment.spec!.template.spec!.containers[0]!.env ?? [];
+    const names = env.map((variable) => variable.name);
+    assert.ok(names.includes('KEYFLEET_INSECURE_DEV'));
+    assert.ok(names.includes('KEYFLEET_INSECURE_DEV_ON_NETWORK_EVERY_CALLER_IS_ADMIN'));
+    for (const tls of [
+      'KEYFLEET_TLS_CERT',
+      'KEYFLEET_TLS_KEY',
+      'KEYFLEET_TLS_CLIENT_CA',
+      'KEYFLEET_ROLES_FILE',
+    ]) {
+      assert.ok(!names.includes(tls), `${deployment.metadata!.name}: ${tls} beside the dev flag`);
+    }
+  }
+  for (const objects of [dev, prod]) {
+    const policy = objects.find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-services',
+    ) as unknown as {
+      spec: { ingress: { from: { namespaceSelector?: { matchLabels?: Record<string, string> } }[] }[] };
+    };
+    for (const rule of policy.spec.ingress) {
+      for (const peer of rule.from) {
+        assert.ok(
+          Object.keys(peer.namespaceSelector?.matchLabels ?? {}).length > 0,
+          'no "any namespace" peer',
+        );
+      }
+    }
+  }
 });
 
 function extractRules(): string {

@@ -29,7 +29,9 @@ export {
   type PeerIdentity,
 } from './client-roles.js';
 export {
+  insecureDevOnNetworkVariable,
   insecureDevSecurity,
+  isLoopbackAddress,
   mtlsSecurity,
   serverSecurityFromEnv,
   type MtlsFiles,

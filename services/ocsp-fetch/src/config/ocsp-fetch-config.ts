@@ -43,12 +43,13 @@ export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
   const logLevel = envString(env, 'LOG_LEVEL', 'info').toLowerCase();
   if (!logLevels.includes(logLevel))
     throw new ConfigError('LOG_LEVEL', `expected one of ${logLevels.join(', ')}`);
+  const grpcAddress = envListenAddress(env, 'KEYFLEET_GRPC_ADDRESS', '127.0.0.1:50052');
   return {
     logLevel,
     server: {
       redisUrl,
-      security: serverSecurityFromEnv(env),
-      grpcAddress: envListenAddress(env, 'KEYFLEET_GRPC_ADDRESS', '127.0.0.1:50052'),
+      security: serverSecurityFromEnv(env, grpcAddress),
+      grpcAddress,
       metricsAddress: envListenAddress(env, 'KEYFLEET_METRICS_ADDRESS', '127.0.0.1:9102'),
       keyPrefix,
       certIdHash: hash,
