@@ -215,6 +215,23 @@ test('dev has its own namespace and plain text without TLS variables; gRPC ingre
   }
 });
 
+test('egress: ocsp-fetch reaches responders only outside private, loopback and metadata ranges', () => {
+  for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
+    const objects = rendered.get(overlay)!;
+    const egress = objects.find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-ocsp-responders-egress',
+    ) as unknown as { spec: { egress: { to: { ipBlock: { cidr: string; except: string[] } }[] }[] } };
+    assert.ok(egress, `${overlay}: egress policy`);
+    const block = egress.spec.egress[0]!.to[0]!.ipBlock;
+    for (const range of ['10.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16']) {
+      assert.ok(block.except.includes(range), `${overlay}: ${range} is excepted`);
+    }
+    assert.ok(
+      objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-services-egress'),
+    );
+  }
+});
+
 function extractRules(): string {
   const rule = parse(
     readFileSync(path.join(root, 'deploy/k8s/base/prometheus-rule.yaml'), 'utf8'),

@@ -73,6 +73,8 @@ before(async () => {
   openssl = await startOcspResponder(backendPki, { nextUpdateMinutes: 1 });
   front = await startSwitchableResponder(frontPort, backendPki.ocspUrl);
   server = await createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     security: insecureDevSecurity(),
     grpcAddress: '127.0.0.1:0',

@@ -121,6 +121,7 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
         totalTimeoutMs: options.fetchTimeoutMs,
         maxResponseBytes: options.maxResponseBytes,
         getMaxEncodedBytes: options.getMaxEncodedBytes,
+        addressPolicy: options.addressPolicy,
       },
       policy: options.refresh,
     });

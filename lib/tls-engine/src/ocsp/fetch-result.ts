@@ -7,6 +7,8 @@ export enum FetchResult {
   Ok = 'ok',
   // Transport.
   NetworkError = 'network_error',
+  /** The responder resolves to a loopback, private, link-local or reserved address not on the allow-list. */
+  ForbiddenAddress = 'forbidden_address',
   Timeout = 'timeout',
   HttpError = 'http_error',
   TooLarge = 'too_large',
