@@ -88,6 +88,8 @@ export default async function run(): Promise<BenchFigure[]> {
     const registry = new Registry();
     const refreshTimer = startTimer();
     const service = await createOcspFetchServer({
+      // The test responders listen on loopback.
+      allowedResponderNetworks: ['127.0.0.0/8'],
       redisUrl: redis.url,
       security: insecureDevSecurity(),
       grpcAddress: '127.0.0.1:0',

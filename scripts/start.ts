@@ -264,6 +264,8 @@ async function main() {
       env: {
         KEYFLEET_GRPC_ADDRESS: addresses.ocspFetch,
         KEYFLEET_METRICS_ADDRESS: addresses.ocspFetchMetrics,
+        // The throwaway CA's responder listens on loopback.
+        KEYFLEET_OCSP_ALLOWED_NETWORKS: '127.0.0.0/8',
       },
       address: addresses.ocspFetch,
       describe: `gRPC ${addresses.ocspFetch}, metrics http://${addresses.ocspFetchMetrics}/metrics`,

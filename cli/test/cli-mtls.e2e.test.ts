@@ -42,7 +42,7 @@ before(async () => {
   const clientCa = path.join(temp.path, 'client-ca.pem');
   writeFileSync(clientCa, pki.intermediate.certPem() + pki.root.certPem());
   const roles = path.join(temp.path, 'roles.json');
-  writeFileSync(roles, JSON.stringify({ admin: ['cn:ops-admin'], reader: ['cn:*'] }));
+  writeFileSync(roles, JSON.stringify({ admin: ['cn:ops-admin'], 'reader:edge': ['cn:edge-node'] }));
   const security = mtlsSecurity({
     certPath: pki.leaf.chainPath,
     keyPath: pki.leaf.keyPath,

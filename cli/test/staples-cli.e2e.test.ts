@@ -46,6 +46,8 @@ before(async () => {
   // ocsp-fetch's staple hub reload (reported to its owner).
   ticketKeys = await startTicketKeys(redis.url, temp.path);
   ocspFetch = await createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     security: insecureDevSecurity(),
     grpcAddress: '127.0.0.1:0',

@@ -135,14 +135,14 @@ for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
       // The services exit within 5 s of SIGTERM (test/service-shutdown.e2e.test.ts).
       assert.equal(pod.terminationGracePeriodSeconds, 5, `${name} terminationGracePeriodSeconds`);
       const env = new Map((container.env ?? []).map((e) => [e.name, e]));
+      const tls = overlay.endsWith('/dev')
+        ? []
+        : ['KEYFLEET_TLS_CERT', 'KEYFLEET_TLS_KEY', 'KEYFLEET_TLS_CLIENT_CA', 'KEYFLEET_ROLES_FILE'];
       for (const variable of [
         'REDIS_URL',
         'KEYFLEET_GRPC_ADDRESS',
         'KEYFLEET_METRICS_ADDRESS',
-        'KEYFLEET_TLS_CERT',
-        'KEYFLEET_TLS_KEY',
-        'KEYFLEET_TLS_CLIENT_CA',
-        'KEYFLEET_ROLES_FILE',
+        ...tls,
         'KEYFLEET_KEY_PREFIX',
       ]) {
         assert.ok(env.has(variable), `${name} ${variable}`);
@@ -168,12 +168,72 @@ test('dev runs one Redis StatefulSet; prod none (it points at an existing Redis)
     prod.some((o) => o.kind === 'Certificate'),
     'prod includes the cert-manager component',
   );
-  // Dev's plain-text gRPC is what lets native gRPC probes work; prod probes /healthz.
+  // Dev's plain-text gRPC is what lets native gRPC probes work; prod probes /readyz and /livez.
   const firstContainer = (objects: K8sObject[]): IContainer =>
     (objects.find((o) => o.kind === 'Deployment') as unknown as IDeployment).spec!.template.spec!
       .containers[0]!;
-  assert.equal(firstContainer(prod).readinessProbe?.httpGet?.path, '/healthz');
+  assert.equal(firstContainer(prod).readinessProbe?.httpGet?.path, '/readyz');
+  // Liveness never follows Redis.
+  assert.equal(firstContainer(prod).livenessProbe?.httpGet?.path, '/livez');
+  assert.equal(firstContainer(dev).livenessProbe?.grpc?.service, 'liveness');
   assert.ok(firstContainer(dev).readinessProbe?.grpc?.port);
+});
+
+test('dev has its own namespace and plain text without TLS variables; gRPC ingress selects namespaces too', () => {
+  const dev = rendered.get('deploy/k8s/overlays/dev')!;
+  const prod = rendered.get('deploy/k8s/overlays/prod')!;
+  const namespaces = (objects: K8sObject[]) =>
+    new Set(
+      objects.map((o) => (o.kind === 'Namespace' ? o.metadata.name : o.metadata.namespace)).filter(Boolean),
+    );
+  assert.deepEqual([...namespaces(dev)], ['keyfleet-dev']);
+  assert.deepEqual([...namespaces(prod)], ['keyfleet']);
+  for (const deployment of dev.filter((o) => o.kind === 'Deployment') as unknown as IDeployment[]) {
+    const env = deployment.spec!.template.spec!.containers[0]!.env ?? [];
+    const names = env.map((variable) => variable.name);
+    assert.ok(names.includes('KEYFLEET_INSECURE_DEV'));
+    assert.ok(names.includes('KEYFLEET_INSECURE_DEV_ON_NETWORK_EVERY_CALLER_IS_ADMIN'));
+    for (const tls of [
+      'KEYFLEET_TLS_CERT',
+      'KEYFLEET_TLS_KEY',
+      'KEYFLEET_TLS_CLIENT_CA',
+      'KEYFLEET_ROLES_FILE',
+    ]) {
+      assert.ok(!names.includes(tls), `${deployment.metadata!.name}: ${tls} beside the dev flag`);
+    }
+  }
+  for (const objects of [dev, prod]) {
+    const policy = objects.find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-services',
+    ) as unknown as {
+      spec: { ingress: { from: { namespaceSelector?: { matchLabels?: Record<string, string> } }[] }[] };
+    };
+    for (const rule of policy.spec.ingress) {
+      for (const peer of rule.from) {
+        assert.ok(
+          Object.keys(peer.namespaceSelector?.matchLabels ?? {}).length > 0,
+          'no "any namespace" peer',
+        );
+      }
+    }
+  }
+});
+
+test('egress: ocsp-fetch reaches responders only outside private, loopback and metadata ranges', () => {
+  for (const overlay of ['deploy/k8s/overlays/dev', 'deploy/k8s/overlays/prod']) {
+    const objects = rendered.get(overlay)!;
+    const egress = objects.find(
+      (o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-ocsp-responders-egress',
+    ) as unknown as { spec: { egress: { to: { ipBlock: { cidr: string; except: string[] } }[] }[] } };
+    assert.ok(egress, `${overlay}: egress policy`);
+    const block = egress.spec.egress[0]!.to[0]!.ipBlock;
+    for (const range of ['10.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16']) {
+      assert.ok(block.except.includes(range), `${overlay}: ${range} is excepted`);
+    }
+    assert.ok(
+      objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'keyfleet-services-egress'),
+    );
+  }
 });
 
 function extractRules(): string {
@@ -250,10 +310,17 @@ test('Dockerfile: multi-stage, non-root user, on the Node 24 that CI tests', () 
   assert.match(dockerfile, /^RUN node scripts\/build-native\.mjs/m);
 });
 
-test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, others read', () => {
-  const roles = parseClientRoles(readFileSync(path.join(root, 'deploy/k8s/base/roles.json'), 'utf8'));
-  assert.equal(roles.roleOf({ commonName: 'keyfleet-admin', fingerprintSha256: '00' }), 'admin');
-  assert.equal(roles.roleOf({ commonName: 'keyfleet-node', fingerprintSha256: '00' }), 'reader');
+test('the shipped roles file parses with the service’s own parser: keyfleet-admin is admin, keyfleet-node a node of edge only', () => {
+  const text = readFileSync(path.join(root, 'deploy/k8s/base/roles.json'), 'utf8');
+  assert.doesNotMatch(text, /cn:\*/);
+  const roles = parseClientRoles(text);
+  const peer = (commonName: string) => ({ commonName, fingerprintSha256: '00', uris: [], dnsNames: [] });
+  assert.equal(roles.accessOf(peer('keyfleet-admin')).admin, true);
+  const node = roles.accessOf(peer('keyfleet-node'));
+  assert.equal(node.admin, false);
+  assert.equal(node.allows('node', 'edge'), true);
+  assert.equal(node.allows('reader', 'other'), false);
+  assert.equal(roles.accessOf(peer('anyone-else')).known, false);
 });
 
 test('the dev KEK file has the format ticket-keys reads (and is marked development-only)', async () => {

@@ -14,6 +14,8 @@ export const fixedMetricNames: ReadonlySet<string> = new Set([
   'keyfleet_ack_coverage_ratio',
   'keyfleet_last_rotation_timestamp_seconds',
   'keyfleet_revocations_total',
+  'keyfleet_key_records_unreadable_total',
+  'keyfleet_epoch_regressions_total',
   'keyfleet_ocsp_fetches_total',
   'keyfleet_ocsp_staple_seconds_until_next_update',
   'keyfleet_ocsp_staple_age_seconds',

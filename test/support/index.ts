@@ -4,7 +4,13 @@
  * port 0. Nothing here mocks Redis, TLS or OCSP.
  */
 export { startRedis, type TestRedis } from './redis-server.js';
-export { createTestPki, type TestPki, type IssuedCertificate, type LeafOptions } from './test-pki.js';
+export {
+  createTestPki,
+  type ClientOptions,
+  type TestPki,
+  type IssuedCertificate,
+  type LeafOptions,
+} from './test-pki.js';
 export {
   fetchOcspResponse,
   startOcspResponder,

@@ -13,6 +13,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Start it again on the same port after `kill`. */
   restart(): Promise<void>;
+  /** SIGSTOP: connections stay open, nothing is answered (a frozen or black-holed server). */
+  pause(): void;
+  /** SIGCONT after `pause`. */
+  resume(): void;
   /** Stop it and remove its directory. */
   stop(): Promise<void>;
 }
@@ -58,6 +62,8 @@ export async function startRedis(): Promise<TestRedis> {
     url: `redis://127.0.0.1:${port}`,
     kill: async () => running?.kill(),
     restart: launch,
+    pause: () => void running?.child.kill('SIGSTOP'),
+    resume: () => void running?.child.kill('SIGCONT'),
     stop: async () => {
       await running?.stop();
       dir.remove();

@@ -27,6 +27,13 @@ export interface LeafOptions {
   days?: number;
 }
 
+export interface ClientOptions {
+  /** subjectAltName URIs, e.g. SPIFFE IDs. */
+  uris?: string[];
+  /** subjectAltName DNS names. */
+  dnsNames?: string[];
+}
+
 /**
  * A throwaway PKI made with the openssl CLI: a root, an intermediate that runs
  * an `openssl ca` database (so `revoke` works and `openssl ocsp -index` can
@@ -46,8 +53,8 @@ export interface TestPki {
   readonly unrelated: IssuedCertificate;
   readonly indexPath: string;
   issueLeaf(name: string, options?: LeafOptions): IssuedCertificate;
-  /** A certificate for mTLS clients, with CN = `name` and clientAuth. */
-  issueClient(name: string): IssuedCertificate;
+  /** A certificate for mTLS clients, with CN = `name` and clientAuth (and subjectAltNames when given). */
+  issueClient(name: string, options?: ClientOptions): IssuedCertificate;
   /** Marks `cert` revoked in the intermediate's database (`openssl ca -revoke`). */
   revoke(cert: IssuedCertificate): void;
   /** True when this PKI was found in `dir` and used again (see TestPkiOptions.reuse). */
@@ -375,7 +382,23 @@ export function createTestPki(ocspPort: number, options: TestPkiOptions = {}): T
     unrelated,
     indexPath: path.join(dir, 'index.txt'),
     issueLeaf,
-    issueClient: (name) => signWithCa(`client-${name}`, `/CN=${name}`, ['-extensions', 'client_ext'], 30),
+    issueClient: (name, options = {}) => {
+      const sans = [
+        ...(options.uris ?? []).map((uri) => `URI:${uri}`),
+        ...(options.dnsNames ?? []).map((dns) => `DNS:${dns}`),
+      ];
+      if (sans.length === 0) {
+        return signWithCa(`client-${name}`, `/CN=${name}`, ['-extensions', 'client_ext'], 30);
+      }
+      const section = `client_${name.replace(/[^A-Za-z0-9]/g, '_')}_ext`;
+      const extPath = path.join(dir, `client-${name}.ext.cnf`);
+      writeFileSync(
+        extPath,
+        `[ ${section} ]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n` +
+          `extendedKeyUsage = clientAuth\nsubjectAltName = ${sans.join(', ')}\nauthorityKeyIdentifier = keyid\n`,
+      );
+      return signWithCa(`client-${name}`, `/CN=${name}`, ['-extfile', extPath, '-extensions', section], 30);
+    },
     revoke: (cert) => {
       openssl(['ca', '-config', configPath, '-revoke', cert.certPath, '-crl_reason', 'keyCompromise'], dir);
     },

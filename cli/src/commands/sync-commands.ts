@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { hostname } from 'node:os';
+import { defaultNodeId } from '@keyfleet/tls-engine';
 import { unary } from '../clients.js';
 import { integerOption } from '../command-context.js';
 import { filesTarget } from '../sync/files-target.js';
@@ -36,7 +36,11 @@ function commonSyncOptions(command: Command): Command {
     .option('--staple-dir <dir>', 'also write every staple to <dir>/<certificate id>.der')
     .option('--no-staples', 'do not follow WatchStaples')
     .option('--reload-command <command>', 'run after files changed (split on spaces, no shell)')
-    .option('--node-id <id>', 'the name this sidecar watches and acknowledges under', hostname())
+    .option(
+      '--node-id <id>',
+      'the name this sidecar watches and acknowledges under (default: host name + random, unique per process)',
+      defaultNodeId(),
+    )
     .option('--once', 'apply the first key set and staples, then exit (for init containers)', false);
 }
 

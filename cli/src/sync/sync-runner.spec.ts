@@ -176,3 +176,42 @@ test('a failing apply is logged and retried on its own, without a new message', 
     runner.stop();
   }
 });
+
+test('a key set at a lower epoch than the one held is ignored, never applied', async () => {
+  const stream = new FakeStream();
+  const ticketKeys = {
+    watchKeySet: () => stream,
+    ackKeySet: (_request: unknown, callback: (error: null) => void) => callback(null),
+  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const { target, keyApplies } = recordingTarget();
+  const events: SyncEvent[] = [];
+  const now = Date.now();
+  const runner = startSyncRunner({
+    target,
+    ring: 'edge',
+    ticketKeys,
+    staples: undefined,
+    certificateIds: [],
+    nodeId: 'node-1',
+    clock: Date.now,
+    log: (event) => events.push(event),
+  });
+  try {
+    const newer = testKeySet([testKey(1, now - 3000, now - 3000), testKey(2, now - 2000, now - 2000)]);
+    stream.emit('data', { keySet: { ...newer, epoch: 9 } });
+    await until('first apply', () => keyApplies.length >= 1);
+    const older = testKeySet([testKey(1, now - 3000, now - 3000)]);
+    stream.emit('data', { keySet: { ...older, epoch: 4 } });
+    await until('the older set is logged', () => events.some((e) => e.event === 'older key set ignored'));
+    await runner.settled();
+    assert.deepEqual(
+      keyApplies.map((apply) => apply.epoch),
+      [9],
+    );
+    stream.emit('data', { keySet: { ...newer, epoch: 10 } });
+    await until('a newer set is applied', () => keyApplies.some((apply) => apply.epoch === 10));
+  } finally {
+    runner.stop();
+    await runner.settled();
+  }
+});

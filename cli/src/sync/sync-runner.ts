@@ -130,6 +130,17 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
         open: () => client.watchKeySet({ ring, nodeId: options.nodeId, heartbeatIntervalMs: 0 }),
         onMessage: (message) => {
           if (!message.keySet) return;
+          // Epochs only move forward: an older set (a replica serving a stale
+          // Redis) would take keys away that the rest of the fleet still uses.
+          if (keySet && message.keySet.epoch < keySet.epoch) {
+            options.log({
+              event: 'older key set ignored',
+              ring,
+              epoch: message.keySet.epoch,
+              held: keySet.epoch,
+            });
+            return;
+          }
           if (message.keySet.epoch !== keySet?.epoch) {
             options.log({ event: 'key set received', ring, epoch: message.keySet.epoch });
           }

@@ -18,17 +18,31 @@ export {
 } from './config-env.js';
 export { createLogger, type Logger } from './logger.js';
 export { runServiceProcess, type ServiceProcessOptions, type StartedService } from './service-process.js';
-export { loadClientRoles, parseClientRoles, type ClientRoles, type Role } from './client-roles.js';
 export {
+  adminAccess,
+  loadClientRoles,
+  parseClientRoles,
+  subjectAltNames,
+  type Access,
+  type ClientRoles,
+  type Grant,
+  type PeerIdentity,
+} from './client-roles.js';
+export {
+  insecureDevOnNetworkVariable,
   insecureDevSecurity,
+  isLoopbackAddress,
   mtlsSecurity,
   serverSecurityFromEnv,
   type MtlsFiles,
   type ServerSecurity,
 } from './server-security.js';
 export {
+  livenessServiceName,
+  methodAccess,
   startServiceServer,
   type CallContext,
+  type MethodAccess,
   type RunningServiceServer,
   type ServerStreamHandler,
   type ServiceBinding,
@@ -36,6 +50,13 @@ export {
   type UnaryHandler,
 } from './service-server.js';
 export { startMetricsServer, type MetricsServer } from './metrics-http.js';
-export { closeRedis, connectRedis, redisIsReady, settlesWithin } from './redis-connection.js';
+export {
+  closeRedis,
+  connectRedis,
+  redisCommandTimeoutMs,
+  redisIsReady,
+  settlesWithin,
+  withoutCommandTimeout,
+} from './redis-connection.js';
 export { catchUpAfterResubscribe } from './resubscribe.js';
 export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

@@ -2,11 +2,19 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 
+/** How long one Redis command may take before it fails (and the caller answers UNAVAILABLE or from cache). */
+export const redisCommandTimeoutMs = 2000;
+
 /**
  * An ioredis client that fails fast while Redis is down (no offline queue, one
  * retry per request) so writes are refused with UNAVAILABLE instead of
  * hanging, reconnects forever with capped backoff, and exports
- * keyfleet_redis_up.
+ * keyfleet_redis_up. A Redis that stops answering without closing the
+ * connection (paused, black-holed) is caught too: every command times out
+ * after `redisCommandTimeoutMs`, TCP keepalive probes the socket after 5 s
+ * idle, and a connection attempt gives up after 5 s. Connections for
+ * blocking commands or subscriptions (BullMQ, SUBSCRIBE) must be made with
+ * `commandTimeout: undefined` (see `withoutCommandTimeout`).
  */
 export function connectRedis(
   url: string,
@@ -23,6 +31,9 @@ export function connectRedis(
     lazyConnect: false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    commandTimeout: redisCommandTimeoutMs,
+    keepAlive: 5000,
+    connectTimeout: 5000,
     retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 2000),
     ...options,
   });
@@ -34,6 +45,9 @@ export function connectRedis(
   redis.on('error', (error: Error) => logger.warn({ err: { message: error.message } }, 'redis error'));
   return redis;
 }
+
+/** Options for a duplicate() that runs blocking commands or subscribes: no per-command timeout. */
+export const withoutCommandTimeout: RedisOptions = { commandTimeout: undefined };
 
 /** True while the client can send commands. */
 export function redisIsReady(redis: Redis): boolean {

@@ -78,9 +78,52 @@ export function insecureDevSecurity(): ServerSecurity {
   return { mode: 'insecure-dev', credentials: ServerCredentials.createInsecure() };
 }
 
-/** Reads KEYFLEET_TLS_CERT/KEY/CLIENT_CA/ROLES_FILE, or KEYFLEET_INSECURE_DEV. */
-export function serverSecurityFromEnv(env: Env): ServerSecurity {
-  if (envBoolean(env, 'KEYFLEET_INSECURE_DEV', false)) return insecureDevSecurity();
+/** The variable that lets plain-text development mode listen beyond loopback. Its name is the warning. */
+export const insecureDevOnNetworkVariable = 'KEYFLEET_INSECURE_DEV_ON_NETWORK_EVERY_CALLER_IS_ADMIN';
+
+const tlsVariables = [
+  'KEYFLEET_TLS_CERT',
+  'KEYFLEET_TLS_KEY',
+  'KEYFLEET_TLS_CLIENT_CA',
+  'KEYFLEET_ROLES_FILE',
+];
+
+/** Whether host:port listens on loopback only (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackAddress(address: string): boolean {
+  const at = address.lastIndexOf(':');
+  const host = (at < 0 ? address : address.slice(0, at)).replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Reads KEYFLEET_TLS_CERT/KEY/CLIENT_CA/ROLES_FILE, or KEYFLEET_INSECURE_DEV.
+ * The development flag never silently wins: with any TLS variable set it is
+ * a configuration error (which one was meant?), and on an address other than
+ * loopback (`listenAddress`) it is one too, unless
+ * KEYFLEET_INSECURE_DEV_ON_NETWORK_EVERY_CALLER_IS_ADMIN=true says so.
+ */
+export function serverSecurityFromEnv(env: Env, listenAddress?: string): ServerSecurity {
+  if (envBoolean(env, 'KEYFLEET_INSECURE_DEV', false)) {
+    const tls = tlsVariables.filter((name) => envOptionalString(env, name));
+    if (tls.length > 0) {
+      throw new ConfigError(
+        'KEYFLEET_INSECURE_DEV',
+        `is set together with ${tls.join(', ')}: plain text would override mTLS; unset one or the other`,
+      );
+    }
+    if (
+      listenAddress !== undefined &&
+      !isLoopbackAddress(listenAddress) &&
+      !envBoolean(env, insecureDevOnNetworkVariable, false)
+    ) {
+      throw new ConfigError(
+        'KEYFLEET_INSECURE_DEV',
+        `plain text with every caller admin on ${listenAddress}, which is not loopback: listen on 127.0.0.1, ` +
+          `or set ${insecureDevOnNetworkVariable}=true if that is really meant (development clusters only)`,
+      );
+    }
+    return insecureDevSecurity();
+  }
   const required = (name: string) => {
     const value = envOptionalString(env, name);
     if (!value) {

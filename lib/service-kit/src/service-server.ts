@@ -6,7 +6,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { protoFiles, protoRoot } from '@keyfleet/proto';
 import { ErrorCode, KeyfleetError } from './keyfleet-error.js';
 import { statusName, toServiceError } from './grpc-status.js';
-import type { Role } from './client-roles.js';
+import { adminAccess, subjectAltNames, type Access, type Grant } from './client-roles.js';
 import type { ServerSecurity } from './server-security.js';
 import type { Logger } from './logger.js';
 
@@ -17,9 +17,13 @@ type SurfaceCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableS
 export interface CallContext {
   /** The method's name as in the .proto, e.g. "Rotate". */
   readonly method: string;
-  /** `cn:<common name>` of the client certificate, or `insecure-dev`. */
+  /**
+   * Who the caller is: `uri:<first subjectAltName URI>` when the certificate
+   * has one, else `cn:<common name>`; `insecure-dev` in plain-text mode.
+   */
   readonly identity: string;
-  readonly role: Role;
+  /** What the caller may do, per ring. */
+  readonly access: Access;
   readonly peer: string;
   /** Aborted when the client cancels or the server shuts down. */
   readonly signal: AbortSignal;
@@ -33,13 +37,42 @@ export type ServerStreamHandler<Req = never, Res = unknown> = (
   context: CallContext,
 ) => Promise<void>;
 
-/** One service to serve: its ts-proto definition, handlers by method key, and which methods need admin. */
+/**
+ * Who may call a method, checked before its handler runs:
+ * - `admin`: admin only;
+ * - `known`: any caller with a grant (the handler filters per ring with `context.access`);
+ * - `ring`: the grant on the ring the request names (`ringOf` validates the
+ *   field and throws INVALID_ARGUMENT; `grant` may depend on the request).
+ */
+export type MethodAccess =
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'known' }
+  | {
+      readonly kind: 'ring';
+      readonly ringOf: (request: never) => string;
+      readonly grant: Grant | ((request: never) => Grant);
+    };
+
+export const methodAccess = {
+  admin: { kind: 'admin' } as MethodAccess,
+  known: { kind: 'known' } as MethodAccess,
+  ring: <Req>(ringOf: (request: Req) => string, grant: Grant | ((request: Req) => Grant)): MethodAccess => ({
+    kind: 'ring',
+    ringOf,
+    grant: grant as Grant | ((request: never) => Grant),
+  }),
+};
+
+/**
+ * One service to serve: its ts-proto definition, handlers by method key, and
+ * every method's access by its .proto name (a method without one stops start-up).
+ */
 export interface ServiceBinding {
   readonly definition: grpc.ServiceDefinition;
   readonly handlers: Readonly<
     Record<string, UnaryHandler<never, unknown> | ServerStreamHandler<never, unknown>>
   >;
-  readonly adminMethods: ReadonlySet<string>;
+  readonly access: Readonly<Record<string, MethodAccess>>;
 }
 
 export interface ServiceServerOptions {
@@ -49,32 +82,90 @@ export interface ServiceServerOptions {
   readonly services: readonly ServiceBinding[];
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Stream and connection limits; every field has a default (`defaultStreamLimits`). */
+  readonly limits?: Partial<StreamLimits>;
 }
+
+/**
+ * What one caller may hold open, so a client that opens streams and never
+ * reads them cannot grow a replica's memory without bound.
+ */
+export interface StreamLimits {
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly maxConcurrentStreamsPerConnection: number;
+  /**
+   * Open server streams per caller identity across all connections; past it
+   * a new stream fails RESOURCE_EXHAUSTED. Callers that share a certificate
+   * share the quota: give each node its own identity (SAN URI), or raise it.
+   */
+  readonly maxStreamsPerIdentity: number;
+  /** Server pings an idle connection this often; a peer that does not answer is dropped with its streams. */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export const defaultStreamLimits: StreamLimits = {
+  maxConcurrentStreamsPerConnection: 100,
+  maxStreamsPerIdentity: 256,
+  keepaliveTimeMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+};
 
 export interface RunningServiceServer {
   readonly server: grpc.Server;
   readonly port: number;
-  /** Health for the whole server ("") and every served service. */
+  /**
+   * Readiness: health for the whole server ("") and every served service.
+   * Liveness is the separate health service name `liveness`, SERVING for as
+   * long as the process answers (until stop).
+   */
   setServing(serving: boolean): void;
   /** Stops accepting calls, ends streams, waits up to `graceMs` for unary calls. */
   stop(graceMs?: number): Promise<void>;
 }
 
+/**
+ * The grpc.health.v1 service name that answers liveness ("the process
+ * works"): a Kubernetes grpc livenessProbe names it in `service`. The empty
+ * name and the served services' names answer readiness.
+ */
+export const livenessServiceName = 'liveness';
+
 function methodNameOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-function authenticate(call: SurfaceCall, security: ServerSecurity): { identity: string; role: Role } {
-  if (security.mode === 'insecure-dev') return { identity: 'insecure-dev', role: 'admin' };
+function authenticate(call: SurfaceCall, security: ServerSecurity): { identity: string; access: Access } {
+  if (security.mode === 'insecure-dev') return { identity: 'insecure-dev', access: adminAccess };
+  // grpc-js hands out only certificates that chained to the client CA.
   const certificate = call.getAuthContext().sslPeerCertificate;
   if (!certificate || !certificate.fingerprint256) {
     throw new KeyfleetError(ErrorCode.Unauthenticated, 'a client certificate is required');
   }
-  const commonName = String(certificate.subject?.CN ?? '');
+  const cn = certificate.subject?.CN;
+  const commonName = typeof cn === 'string' ? cn : '';
   const fingerprintSha256 = certificate.fingerprint256.replaceAll(':', '').toLowerCase();
-  const role = security.roles.roleOf({ commonName, fingerprintSha256 });
-  if (!role) throw new KeyfleetError(ErrorCode.PermissionDenied, `client "${commonName}" has no role`);
-  return { identity: `cn:${commonName}`, role };
+  const { uris, dnsNames } = subjectAltNames(certificate.subjectaltname);
+  const access = security.roles.accessOf({ commonName, fingerprintSha256, uris, dnsNames });
+  const identity = uris[0] !== undefined ? `uri:${uris[0]}` : `cn:${commonName}`;
+  if (!access.known) {
+    throw new KeyfleetError(ErrorCode.PermissionDenied, `client ${JSON.stringify(identity)} has no grant`);
+  }
+  return { identity, access };
+}
+
+function checkAccess(name: string, rule: MethodAccess, request: unknown, identity: string, access: Access) {
+  if (rule.kind === 'known' || access.admin) return;
+  if (rule.kind === 'admin')
+    throw new KeyfleetError(ErrorCode.PermissionDenied, `${name} needs the admin role`);
+  const ring = rule.ringOf(request as never);
+  const grant = typeof rule.grant === 'function' ? rule.grant(request as never) : rule.grant;
+  if (!access.allows(grant, ring)) {
+    throw new KeyfleetError(
+      ErrorCode.PermissionDenied,
+      `${name}: ${JSON.stringify(identity)} has no ${grant} grant for ring "${ring}"`,
+    );
+  }
 }
 
 /** Starts a gRPC server with health, reflection, roles, metrics and error mapping around every handler. */
@@ -93,8 +184,23 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
   const shutdown = new AbortController();
-  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
+  const server = new grpc.Server({
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreamsPerConnection,
+    // Half-open peers (a node that vanished without a FIN) stop counting as watchers.
+    'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
+  });
+  /** identity → open server streams */
+  const openStreams = new Map<string, number>();
+  const streamsRejected = new Counter({
+    name: 'keyfleet_grpc_streams_rejected_total',
+    help: 'Server streams refused because the caller holds its quota of open streams.',
+    labelNames: ['service', 'method'] as const,
+    registers: [registry],
+  });
 
   for (const binding of options.services) {
     const implementation: grpc.UntypedServiceImplementation = {};
@@ -103,14 +209,13 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       if (!handler) throw new Error(`no handler for ${method.path}`);
       const serviceName = method.path.split('/')[1] ?? '';
       const name = methodNameOf(method.path);
-      const needsAdmin = binding.adminMethods.has(name);
+      const rule = binding.access[name];
+      if (!rule) throw new Error(`no access rule for ${method.path}`);
       const contextFor = (call: SurfaceCall): CallContext => {
-        const { identity, role } = authenticate(call, security);
-        if (needsAdmin && role !== 'admin') {
-          throw new KeyfleetError(ErrorCode.PermissionDenied, `${name} needs the admin role`);
-        }
+        const { identity, access } = authenticate(call, security);
+        checkAccess(name, rule, call.request, identity, access);
         const signal = AbortSignal.any([shutdown.signal, cancelSignal(call)]);
-        return { method: name, identity, role, peer: call.getPeer(), signal };
+        return { method: name, identity, access, peer: call.getPeer(), signal };
       };
       const count = (error: unknown) =>
         requests.inc({
@@ -145,8 +250,30 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       } else if (!method.requestStream && method.responseStream) {
         const streaming = handler as ServerStreamHandler<unknown, unknown>;
         implementation[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          let held: string | undefined;
+          const release = () => {
+            if (held === undefined) return;
+            const left = (openStreams.get(held) ?? 1) - 1;
+            if (left > 0) openStreams.set(held, left);
+            else openStreams.delete(held);
+            held = undefined;
+          };
           Promise.resolve()
-            .then(() => streaming(call.request, call, contextFor(call)))
+            .then(() => {
+              const context = contextFor(call);
+              const open = openStreams.get(context.identity) ?? 0;
+              if (open >= limits.maxStreamsPerIdentity) {
+                streamsRejected.inc({ service: serviceName, method: name });
+                throw new KeyfleetError(
+                  ErrorCode.ResourceExhausted,
+                  `${JSON.stringify(context.identity)} holds ${open} open streams, its quota; close some first`,
+                );
+              }
+              held = context.identity;
+              openStreams.set(held, open + 1);
+              return streaming(call.request, call, context);
+            })
+            .finally(release)
             .then(
               () => {
                 count(undefined);
@@ -181,9 +308,10 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     const first = Object.values(binding.definition)[0];
     return first ? (first.path.split('/')[1] ?? '') : '';
   });
-  const health = new HealthImplementation(
-    Object.fromEntries(['', ...serviceNames].map((s) => [s, 'SERVING'])),
-  );
+  const health = new HealthImplementation({
+    ...Object.fromEntries(['', ...serviceNames].map((s) => [s, 'SERVING'])),
+    [livenessServiceName]: 'SERVING',
+  });
   health.addToServer(server);
   const definitions = protoLoader.loadSync([...protoFiles], { includeDirs: [protoRoot], keepCase: true });
   new ReflectionService(definitions).addToServer(server);
@@ -226,6 +354,7 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
     },
     stop(graceMs = 5000) {
       shutdown.abort();
+      health.setStatus(livenessServiceName, 'NOT_SERVING');
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

@@ -20,6 +20,7 @@ import {
   createLogger,
   ErrorCode,
   KeyfleetError,
+  methodAccess,
   mtlsSecurity,
   startServiceServer,
   type RunningServiceServer,
@@ -39,7 +40,7 @@ before(async () => {
   stranger = pki.issueClient('stranger');
   const serverCert = pki.issueLeaf('grpc-server', { dnsNames: ['localhost'], ocspUrl: false });
   const rolesPath = path.join(pki.dir, 'roles.json');
-  writeFileSync(rolesPath, JSON.stringify({ admin: ['cn:ops-admin'], reader: ['cn:node-1'] }));
+  writeFileSync(rolesPath, JSON.stringify({ admin: ['cn:ops-admin'], 'reader:default': ['cn:node-1'] }));
   const caPath = path.join(pki.dir, 'ca-bundle.pem');
   writeFileSync(caPath, pki.root.certPem() + pki.intermediate.certPem());
   registry = new Registry();
@@ -57,7 +58,7 @@ before(async () => {
       {
         definition: TicketServiceService,
         // SealTicket stands in for an admin write, OpenTicket for a read.
-        adminMethods: new Set(['SealTicket']),
+        access: { SealTicket: methodAccess.admin, OpenTicket: methodAccess.known },
         handlers: {
           sealTicket: async (request: SealTicketRequest) => {
             if (request.ring === 'boom') throw new Error('secret bytes 0xdeadbeef');

@@ -131,6 +131,7 @@ export {
 } from './engine/ticket-engine.js';
 export {
   compileKeySetProviderOptions,
+  defaultNodeId,
   KeySetProvider,
   type KeySetListener,
   type KeySetProviderOptions,

@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
@@ -73,6 +73,8 @@ before(async () => {
   openssl = await startOcspResponder(backendPki, { nextUpdateMinutes: 1 });
   front = await startSwitchableResponder(frontPort, backendPki.ocspUrl);
   server = await createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     security: insecureDevSecurity(),
     grpcAddress: '127.0.0.1:0',
@@ -344,7 +346,46 @@ test('POST (a request too long for GET) and a SHA-256 CertID both work against o
   }
 });
 
-test('a certificate unknown to the responder gets a valid UNKNOWN staple', async () => {
+test('"unknown" after a good staple is a counted failure: the last good staple stays and is served', async () => {
+  const flip = pki.issueLeaf('flip', { dnsNames: ['flip.test'] });
+  const { certificate } = await api.register({ chainPem: flip.chainPem() });
+  const id = certificate!.id;
+  await waitFor(
+    'a GOOD staple',
+    async () => (await api.get({ id })).certificate?.status === StapleStatus.GOOD,
+  );
+  const unknownBefore = await fetches('cert_status_unknown');
+  // The responder forgets the certificate: it now answers "unknown" for it.
+  const index = readFileSync(pki.indexPath, 'utf8');
+  writeFileSync(
+    pki.indexPath,
+    index
+      .split('\n')
+      .filter((line) => !line.endsWith('/CN=flip.test'))
+      .join('\n'),
+  );
+  try {
+    await restartOpenssl({});
+    await waitFor('an unknown answer', async () => (await fetches('cert_status_unknown')) > unknownBefore);
+    const kept = await storedStaple(id);
+    await waitFor(
+      'two more unknown answers',
+      async () => (await fetches('cert_status_unknown')) > unknownBefore + 2,
+    );
+    assert.deepEqual(await storedStaple(id), kept, 'the stored staple is not replaced');
+    const record = (await api.get({ id })).certificate!;
+    assert.equal(record.status, StapleStatus.GOOD);
+    assert.equal(record.staple?.certStatus, OcspCertStatus.GOOD);
+    assert.match(record.fetch?.lastError ?? '', /cert_status_unknown/);
+    assert.ok((record.fetch?.consecutiveFailures ?? 0) > 0);
+  } finally {
+    writeFileSync(pki.indexPath, index);
+    await restartOpenssl({});
+    await api.unregister({ id });
+  }
+});
+
+test('a certificate unknown to the responder never gets a staple: FETCH_FAILING, counted', async () => {
   // Signed by the intermediate's key but never entered in the CA database.
   const dir = pki.dir;
   const ext = path.join(dir, 'outside.ext');
@@ -387,12 +428,16 @@ test('a certificate unknown to the responder gets a valid UNKNOWN staple', async
     'outside.pem',
   ]);
   const chainPem = execFileSync('cat', ['outside.pem', 'intermediate.pem'], { cwd: dir, encoding: 'utf8' });
+  const unknownBefore = await fetches('cert_status_unknown');
   const { certificate } = await api.register({ chainPem });
-  const record = await waitFor('an UNKNOWN staple', async () => {
+  const record = await waitFor('a failing fetch', async () => {
     const current = (await api.get({ id: certificate!.id })).certificate;
-    return current?.status === StapleStatus.UNKNOWN ? current : undefined;
+    return current?.status === StapleStatus.FETCH_FAILING ? current : undefined;
   });
-  assert.equal(record.staple?.certStatus, OcspCertStatus.UNKNOWN);
+  assert.equal(record.staple, undefined);
+  assert.match(record.fetch?.lastError ?? '', /cert_status_unknown/);
+  assert.ok((await fetches('cert_status_unknown')) > unknownBefore);
+  assert.equal((await inspect.hget(keys.certificate(certificate!.id), 'stapleDer')) ?? '', '');
   assert.equal(record.serialHex, '7777');
   await api.unregister({ id: certificate!.id });
 });

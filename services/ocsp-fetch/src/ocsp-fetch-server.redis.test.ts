@@ -72,6 +72,8 @@ test('mTLS: a reader may read and watch but not register; an admin may register;
     dnsNames: ['localhost'],
   });
   const server = await createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     keyPrefix: randomPrefix('mtls'),
     grpcAddress: '127.0.0.1:0',
@@ -80,7 +82,10 @@ test('mTLS: a reader may read and watch but not register; an admin may register;
       certPath: write('server.pem', serverCertificate.pem() + ca.issuer.pem()),
       keyPath: write('server.key', await keyPem(serverCertificate)),
       clientCaPath: write('client-ca.pem', ca.issuer.pem() + ca.root.pem()),
-      rolesPath: write('roles.json', JSON.stringify({ admin: ['cn:ops-admin'], reader: ['cn:edge-node'] })),
+      rolesPath: write(
+        'roles.json',
+        JSON.stringify({ admin: ['cn:ops-admin'], 'node:edge': ['cn:edge-node'] }),
+      ),
     }),
   });
   servers.push(server);
@@ -132,6 +137,8 @@ test('mTLS: a reader may read and watch but not register; an admin may register;
 
 test('while Redis is down: reads and streams are served from the cache, writes are UNAVAILABLE; afterwards it recovers', async () => {
   const server = await createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     keyPrefix: randomPrefix('outage'),
     grpcAddress: '127.0.0.1:0',

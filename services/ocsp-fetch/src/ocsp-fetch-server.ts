@@ -4,7 +4,6 @@ import {
   closeRedis,
   connectRedis,
   createLogger,
-  redisIsReady,
   startMetricsServer,
   startServiceServer,
   type Logger,
@@ -29,6 +28,10 @@ export interface OcspFetchServer {
   readonly registry: Registry;
   /** This replica's view of the registry (tests wait on it). */
   readonly hub: StapleHub;
+  /** Readiness: the registry has been read from Redis once (and stays so through outages). */
+  ready(): boolean;
+  /** Resolves once the replica is ready (tests). */
+  whenReady(): Promise<void>;
   /**
    * Stops serving (streams end, unary calls get 1.5 s to finish, then are
    * cancelled), gives running fetches 1.5 s, closes every connection: about
@@ -37,20 +40,24 @@ export interface OcspFetchServer {
   stop(): Promise<void>;
 }
 
-function waitForReady(redis: Redis, timeoutMs: number): Promise<void> {
+function waitForReady(redis: Redis, signal: AbortSignal): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error(`Redis was not reachable within ${timeoutMs} ms`));
-    }, timeoutMs);
     const onReady = () => {
-      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
       resolve();
     };
+    const onAbort = () => {
+      redis.off('ready', onReady);
+      reject(new Error('stopped before Redis answered'));
+    };
     redis.once('ready', onReady);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** How long start waits for the first load before returning a live but unready replica. */
+const startWaitMs = 5000;
 
 function splitAddress(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
@@ -93,7 +100,6 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
   };
 
   try {
-    await waitForReady(redis, 10_000);
     const store = new CertificateStore(redis, keys);
     const hub = new StapleHub({
       store,
@@ -103,7 +109,6 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
       logger,
       expirySweepMs: options.expirySweepMs,
     });
-    await hub.start();
     cleanups.push(() => hub.stop());
 
     const metrics = createOcspMetrics(registry, { certificates: () => hub.certificates() }, options.clock);
@@ -121,6 +126,7 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
         totalTimeoutMs: options.fetchTimeoutMs,
         maxResponseBytes: options.maxResponseBytes,
         getMaxEncodedBytes: options.getMaxEncodedBytes,
+        addressPolicy: options.addressPolicy,
       },
       policy: options.refresh,
     });
@@ -147,8 +153,9 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
         .catch((error: unknown) =>
           logger.warn({ err: { message: (error as Error).message } }, 'could not re-ensure refresh jobs'),
         );
-    await ensureAllScheduled();
-    const reschedule = setInterval(() => void ensureAllScheduled(), options.rescheduleIntervalMs);
+    const reschedule = setInterval(() => {
+      if (hub.loaded) void ensureAllScheduled();
+    }, options.rescheduleIntervalMs);
     reschedule.unref();
     cleanups.push(() => clearInterval(reschedule));
 
@@ -173,11 +180,42 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
     let metricsServer: MetricsServer | undefined;
     if (options.metricsAddress) {
       const { host, port } = splitAddress(options.metricsAddress);
-      metricsServer = await startMetricsServer(registry, host, port, () => redisIsReady(redis));
+      metricsServer = await startMetricsServer(registry, host, port, () => hub.loaded);
       const running = metricsServer;
       cleanups.push(() => running.stop());
     }
-    logger.info({ grpcPort: grpc.port, metricsPort: metricsServer?.port }, 'ocsp-fetch serving');
+    // Live from here on; ready once the registry has been read. A replica
+    // started while Redis is down waits for it instead of exiting, so it
+    // serves the moment Redis returns.
+    grpc.setServing(false);
+    const abandon = new AbortController();
+    cleanups.push(() => abandon.abort());
+    const loading = (async () => {
+      for (let attempt = 0; !abandon.signal.aborted; attempt++) {
+        try {
+          if (redis.status !== 'ready') {
+            logger.warn('Redis is unreachable: live but not ready until it answers');
+            await waitForReady(redis, abandon.signal);
+          }
+          await hub.start();
+          await ensureAllScheduled();
+          if (abandon.signal.aborted) return;
+          grpc.setServing(true);
+          logger.info({ grpcPort: grpc.port, metricsPort: metricsServer?.port }, 'ocsp-fetch serving');
+          return;
+        } catch (error) {
+          if (abandon.signal.aborted) return;
+          logger.warn(
+            { err: { message: (error as Error).message }, attempt },
+            'loading the registry failed; retrying',
+          );
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5000)));
+        }
+      }
+    })();
+
+    // Like before: when Redis answers at start, the replica is ready when this resolves.
+    await Promise.race([loading, new Promise((resolve) => setTimeout(resolve, startWaitMs).unref())]);
 
     let stopped: Promise<void> | undefined;
     return {
@@ -185,6 +223,8 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
       metricsPort: metricsServer?.port,
       registry,
       hub,
+      ready: () => hub.loaded,
+      whenReady: () => loading,
       stop: () => {
         stopped ??= (async () => {
           grpc.setServing(false);

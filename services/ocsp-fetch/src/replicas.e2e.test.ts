@@ -28,6 +28,8 @@ const prefix = randomPrefix('replicas');
 
 const startReplica = () =>
   createOcspFetchServer({
+    // The test responders listen on loopback.
+    allowedResponderNetworks: ['127.0.0.0/8'],
     redisUrl: redis.url,
     security: insecureDevSecurity(),
     grpcAddress: '127.0.0.1:0',

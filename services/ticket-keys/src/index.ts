@@ -10,7 +10,7 @@ export {
   type RunningTicketKeysServer,
   type TicketKeysServerOptions,
 } from './server/ticket-keys-server.js';
-export { ticketKeyServiceBinding, ticketKeyAdminMethods } from './server/ticket-key-service.js';
+export { ticketKeyServiceBinding, ticketKeyAccess } from './server/ticket-key-service.js';
 export { keySetSourceOf, type KeySetSource } from './stream/key-set-cache.js';
 export { compileTicketKeysConfig, type TicketKeysConfig } from './config/ticket-keys-config.js';
 export {

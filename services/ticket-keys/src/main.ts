@@ -40,7 +40,7 @@ runServiceProcess({
       ],
     });
     const metrics = await startMetricsServer(service.registry, config.metricsHost, config.metricsPort, () =>
-      service.redisReady(),
+      service.ready(),
     );
     logger.info(
       { grpc: config.grpcAddress, grpcPort: service.port, metrics: `${config.metricsHost}:${metrics.port}` },

@@ -60,7 +60,14 @@ before(async () => {
   probe = new Redis(redis.url);
   pki = createTestPki(await freePort());
   const rolesPath = path.join(pki.dir, 'roles.json');
-  writeFileSync(rolesPath, JSON.stringify({ admin: ['cn:kf-admin'], reader: ['cn:kf-reader'] }));
+  writeFileSync(
+    rolesPath,
+    JSON.stringify({
+      admin: ['cn:kf-admin'],
+      'node:guarded': ['cn:kf-reader'],
+      'node:nope': ['cn:kf-reader'],
+    }),
+  );
   const security = () =>
     mtlsSecurity({
       certPath: pki.leaf.certPath,

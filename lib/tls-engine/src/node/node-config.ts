@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { defaultNodeId } from '../providers/key-set-provider.js';
 import { serviceConnectionFromEnv, type ServiceConnection } from '../client/channel-credentials.js';
 
 /** host:port as the node listens or dials. */
@@ -64,7 +64,7 @@ function flag(name: string, value: string | undefined): boolean {
   throw new ConfigError(`${name}: expected true or false, got "${value}"`);
 }
 
-/** Reads and checks every variable; throws ConfigError naming the first bad one. Pure apart from os.hostname(). */
+/** Reads and checks every variable; throws ConfigError naming the first bad one. Pure apart from the default node id (host name + random). */
 export function compileEngineNodeConfig(env: Readonly<Record<string, string | undefined>>): EngineNodeConfig {
   const get = (name: string) => {
     const value = env[name]?.trim();
@@ -81,7 +81,7 @@ export function compileEngineNodeConfig(env: Readonly<Record<string, string | un
       `KEYFLEET_RING: 1 to 63 characters of [a-z0-9._-], starting with a letter or digit`,
     );
   }
-  const nodeId = get('KEYFLEET_NODE_ID') ?? hostname();
+  const nodeId = get('KEYFLEET_NODE_ID') ?? defaultNodeId();
   if (!/^[\x20-\x7e]{1,128}$/.test(nodeId)) {
     throw new ConfigError('KEYFLEET_NODE_ID: 1 to 128 printable ASCII characters');
   }

@@ -78,6 +78,7 @@ export async function verifyStaple(input: VerifyStapleInput): Promise<StapleVeri
       nowMs: input.nowMs ?? Date.now(),
       skewMs: input.maxSkewMs ?? defaultSkewMs,
       maxResponseBytes: input.maxBytes ?? defaultMaxResponseBytes,
+      purpose: 'client',
     });
     if (!result.ok) return error(`${result.detail} (${result.reason})`);
     const { staple } = result;

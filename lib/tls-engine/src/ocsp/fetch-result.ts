@@ -7,6 +7,8 @@ export enum FetchResult {
   Ok = 'ok',
   // Transport.
   NetworkError = 'network_error',
+  /** The responder resolves to a loopback, private, link-local or reserved address not on the allow-list. */
+  ForbiddenAddress = 'forbidden_address',
   Timeout = 'timeout',
   HttpError = 'http_error',
   TooLarge = 'too_large',
@@ -27,6 +29,8 @@ export enum FetchResult {
   NotYetValid = 'not_yet_valid',
   Expired = 'expired',
   NoNextUpdate = 'no_next_update',
+  // What it says: "unknown" is never stapled (a client may hard-fail on it).
+  CertStatusUnknown = 'cert_status_unknown',
 }
 
 /** A failure: the reason (a metric label) and a short human detail for FetchState.last_error. */

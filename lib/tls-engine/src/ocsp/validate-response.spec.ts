@@ -39,6 +39,7 @@ interface Case {
   readonly nowMs?: number;
   readonly skewMs?: number;
   readonly maxResponseBytes?: number;
+  readonly purpose?: 'store' | 'client';
   readonly expect: FetchResult;
   readonly check?: (staple: {
     certStatus: OcspCertStatus;
@@ -84,10 +85,21 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'unknown status is a valid staple',
+    name: 'unknown status is never stored: a failure of its own',
+    body: () => good({ status: 'unknown' }),
+    expect: FetchResult.CertStatusUnknown,
+  },
+  {
+    name: 'unknown status is handed to a client to reject',
+    purpose: 'client',
     body: () => good({ status: 'unknown' }),
     expect: FetchResult.Ok,
     check: (s) => assert.equal(s.certStatus, OcspCertStatus.UNKNOWN),
+  },
+  {
+    name: 'an unknown status signed by a stranger is a bad signer, not "unknown"',
+    body: () => good({ status: 'unknown', signer: ca.unrelated, certs: [ca.unrelated] }),
+    expect: FetchResult.UnauthorizedSigner,
   },
   {
     name: 'SHA-256 CertID when asked with SHA-256',
@@ -161,7 +173,23 @@ const cases: Case[] = [
     expect: FetchResult.Expired,
   },
   {
-    name: 'nextUpdate passed within the skew',
+    name: 'nextUpdate passed within the skew is not stored',
+    body: () => good({ thisUpdateMs: now - 120 * minute, nextUpdateMs: now - 4 * minute }),
+    expect: FetchResult.Expired,
+  },
+  {
+    name: 'nextUpdate exactly now is not stored',
+    body: () => good({ thisUpdateMs: now - 120 * minute, nextUpdateMs: now }),
+    expect: FetchResult.Expired,
+  },
+  {
+    name: 'nextUpdate a second ahead is stored',
+    body: () => good({ thisUpdateMs: now - 120 * minute, nextUpdateMs: now + 1000 }),
+    expect: FetchResult.Ok,
+  },
+  {
+    name: 'nextUpdate passed within the skew is tolerated by a client',
+    purpose: 'client',
     body: () => good({ thisUpdateMs: now - 120 * minute, nextUpdateMs: now - 4 * minute }),
     expect: FetchResult.Ok,
   },
@@ -271,6 +299,7 @@ describe('validateOcspResponse', () => {
         nowMs: testCase.nowMs ?? now,
         skewMs: testCase.skewMs ?? defaultSkewMs,
         maxResponseBytes: testCase.maxResponseBytes ?? defaultMaxResponseBytes,
+        ...(testCase.purpose ? { purpose: testCase.purpose } : {}),
       });
       assert.equal(
         result.ok ? FetchResult.Ok : result.reason,

@@ -40,6 +40,16 @@ export interface OcspValidationInput {
   readonly nowMs: number;
   readonly skewMs: number;
   readonly maxResponseBytes: number;
+  /**
+   * `store` (default): may this response be stored and stapled? Then
+   * nextUpdate must be after `nowMs` (no skew: a staple that has passed it is
+   * never handed out) and certStatus unknown is a failure
+   * (`cert_status_unknown`): browsers treat a stapled "unknown" as a hard
+   * failure, so the last good staple stays. `client`: what a TLS client
+   * checks about a staple it was handed: nextUpdate within `skewMs`, and
+   * an unknown status is returned for the caller to reject.
+   */
+  readonly purpose?: 'store' | 'client';
 }
 
 /** A response that passed every rule: what a node may staple. */
@@ -235,9 +245,10 @@ function certStatusOf(
  * cap; responseStatus successful; a basic response; exactly one
  * SingleResponse answering our CertID with the hash algorithm we asked with
  * (or, given a leaf, with whichever of SHA-1/256/384/512 the response uses);
- * an authorized signer; thisUpdate not in the future and nextUpdate present
- * and not past, both with `skewMs` of tolerance; validity capped at the
- * signer's notAfter. Never throws: anything unexpected in the bytes is a
+ * an authorized signer; thisUpdate not in the future (with `skewMs` of
+ * tolerance) and nextUpdate present and in the future (a client allows
+ * `skewMs`); validity capped at the signer's notAfter; for storing, a status
+ * of good or revoked (unknown is a failure). Never throws: anything unexpected in the bytes is a
  * failure with a reason, which is also the fetch metric's label.
  */
 export async function validateOcspResponse(input: OcspValidationInput): Promise<OcspValidationResult> {
@@ -316,7 +327,10 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   if (!Number.isFinite(responseNextUpdateMs) || responseNextUpdateMs <= thisUpdateMs) {
     return fetchFailure(FetchResult.Malformed, 'nextUpdate is not after thisUpdate');
   }
-  if (responseNextUpdateMs < input.nowMs - input.skewMs) {
+  const store = (input.purpose ?? 'store') === 'store';
+  // The latest acceptable nextUpdate: strictly after now when storing.
+  const notAfterMs = store ? input.nowMs : input.nowMs - input.skewMs;
+  if (store ? responseNextUpdateMs <= notAfterMs : responseNextUpdateMs < notAfterMs) {
     return fetchFailure(
       FetchResult.Expired,
       `nextUpdate ${new Date(responseNextUpdateMs).toISOString()} has passed`,
@@ -327,11 +341,14 @@ export async function validateOcspResponse(input: OcspValidationInput): Promise<
   if (!signer.ok) return signer;
   const signerNotAfterMs = signer.signer.notAfter.value.getTime();
   const nextUpdateMs = Math.min(responseNextUpdateMs, signerNotAfterMs);
-  if (nextUpdateMs < input.nowMs - input.skewMs) {
+  if (store ? nextUpdateMs <= notAfterMs : nextUpdateMs < notAfterMs) {
     return fetchFailure(
       FetchResult.Expired,
       `the signer certificate expired ${new Date(signerNotAfterMs).toISOString()}`,
     );
+  }
+  if (store && status.status === OcspCertStatus.UNKNOWN) {
+    return fetchFailure(FetchResult.CertStatusUnknown, 'the responder answered certStatus unknown');
   }
   return {
     ok: true,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
@@ -21,7 +22,7 @@ export interface KeySetProviderOptions {
   ring: string;
   /** The service client; without one the provider is fed only through applyKeySet. */
   client?: KeySetServiceClient;
-  /** The node's stable name for WatchKeySet and AckKeySet (1–128 printable ASCII). Default os.hostname(). */
+  /** The node's name for WatchKeySet and AckKeySet (1–128 printable ASCII). Default defaultNodeId(): unique per process. */
   nodeId?: string;
   /** Milliseconds since the epoch. Default Date.now. */
   clock?: () => number;
@@ -58,10 +59,24 @@ interface ResolvedKeySetProviderOptions {
   readonly random: () => number;
 }
 
+/**
+ * A node id unique to this process: the host name (cut to fit) and 8 random
+ * hex digits. Processes sharing a host name (containers of one pod, several
+ * workers on one machine) must not share an id: acks and coverage count per
+ * stream, and a shared id would let one process speak for another.
+ */
+export function defaultNodeId(): string {
+  const host =
+    hostname()
+      .replace(/[^\x21-\x7e]/g, '_')
+      .slice(0, 100) || 'node';
+  return `${host}-${randomBytes(4).toString('hex')}`;
+}
+
 /** Resolves and checks the options once; throws at start-up on a bad value. */
 export function compileKeySetProviderOptions(options: KeySetProviderOptions): ResolvedKeySetProviderOptions {
   if (!options.ring) throw new TypeError('ring is required');
-  const nodeId = options.nodeId ?? hostname();
+  const nodeId = options.nodeId ?? defaultNodeId();
   if (!/^[\x20-\x7e]{1,128}$/.test(nodeId))
     throw new RangeError('nodeId must be 1 to 128 printable ASCII characters');
   const positive = (name: string, value: number) => {

@@ -27,6 +27,8 @@ describe('compileOcspFetchConfig', () => {
       KEYFLEET_OCSP_SKEW_MS: '1000',
       KEYFLEET_KEY_PREFIX: 'fleet-a',
       KEYFLEET_GRPC_ADDRESS: '0.0.0.0:7000',
+      // Plain text beyond loopback needs the loudly named variable.
+      KEYFLEET_INSECURE_DEV_ON_NETWORK_EVERY_CALLER_IS_ADMIN: 'true',
     });
     assert.equal(server.certIdHash, 'sha256');
     assert.equal(server.skewMs, 1000);

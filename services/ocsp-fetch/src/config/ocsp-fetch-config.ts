@@ -1,3 +1,4 @@
+import { responderAddressPolicy } from '../fetch/responder-address.js';
 import {
   ConfigError,
   envInteger,
@@ -25,7 +26,9 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
  * KEYFLEET_KEY_PREFIX (kf), KEYFLEET_INSECURE_DEV or KEYFLEET_TLS_CERT/KEY/
  * CLIENT_CA + KEYFLEET_ROLES_FILE, KEYFLEET_OCSP_SKEW_MS (300000),
  * KEYFLEET_OCSP_HASH (sha1|sha256), KEYFLEET_OCSP_TIMEOUT_MS (10000),
- * KEYFLEET_OCSP_MAX_RESPONSE_BYTES (65536), LOG_LEVEL (info).
+ * KEYFLEET_OCSP_MAX_RESPONSE_BYTES (65536), KEYFLEET_OCSP_ALLOWED_NETWORKS
+ * (comma list of CIDRs that responders may resolve to although loopback,
+ * private or link-local; default none), LOG_LEVEL (info).
  */
 export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
   const redisUrl = envOptionalString(env, 'REDIS_URL');
@@ -43,12 +46,19 @@ export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
   const logLevel = envString(env, 'LOG_LEVEL', 'info').toLowerCase();
   if (!logLevels.includes(logLevel))
     throw new ConfigError('LOG_LEVEL', `expected one of ${logLevels.join(', ')}`);
+  const grpcAddress = envListenAddress(env, 'KEYFLEET_GRPC_ADDRESS', '127.0.0.1:50052');
+  const allowedResponderNetworks = (envOptionalString(env, 'KEYFLEET_OCSP_ALLOWED_NETWORKS') ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  responderAddressPolicy(allowedResponderNetworks, 'KEYFLEET_OCSP_ALLOWED_NETWORKS');
   return {
     logLevel,
     server: {
       redisUrl,
-      security: serverSecurityFromEnv(env),
-      grpcAddress: envListenAddress(env, 'KEYFLEET_GRPC_ADDRESS', '127.0.0.1:50052'),
+      security: serverSecurityFromEnv(env, grpcAddress),
+      grpcAddress,
+      allowedResponderNetworks,
       metricsAddress: envListenAddress(env, 'KEYFLEET_METRICS_ADDRESS', '127.0.0.1:9102'),
       keyPrefix,
       certIdHash: hash,

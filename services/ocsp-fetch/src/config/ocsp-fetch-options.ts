@@ -1,3 +1,4 @@
+import { responderAddressPolicy, type ResponderAddressPolicy } from '../fetch/responder-address.js';
 import type { Registry } from 'prom-client';
 import { ConfigError, type Logger, type ServerSecurity } from '@keyfleet/service-kit';
 import type { CertIdHash } from '../ocsp/ocsp-request.js';
@@ -54,6 +55,12 @@ export interface OcspFetchServerOptions {
   readonly clock?: () => number;
   /** Jitter source in [0, 1). Default Math.random. */
   readonly random?: () => number;
+  /**
+   * Loopback, private, link-local or reserved responder addresses fetches may
+   * still reach (CIDRs, e.g. "127.0.0.1/32" for a local responder). Default
+   * none: such addresses are refused after DNS resolution.
+   */
+  readonly allowedResponderNetworks?: readonly string[];
 }
 
 /**
@@ -72,8 +79,12 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
 };
 
 export type ResolvedOcspFetchOptions = Required<
-  Omit<OcspFetchServerOptions, 'metricsAddress' | 'registry' | 'logger' | 'refresh'>
+  Omit<
+    OcspFetchServerOptions,
+    'metricsAddress' | 'registry' | 'logger' | 'refresh' | 'allowedResponderNetworks'
+  >
 > & {
+  readonly addressPolicy: ResponderAddressPolicy;
   readonly metricsAddress: string | undefined;
   readonly registry: Registry | undefined;
   readonly logger: Logger | undefined;
@@ -170,5 +181,6 @@ export function compileOcspFetchOptions(options: OcspFetchServerOptions): Resolv
     logger: options.logger,
     clock: options.clock ?? Date.now,
     random: options.random ?? Math.random,
+    addressPolicy: responderAddressPolicy(options.allowedResponderNetworks ?? []),
   };
 }

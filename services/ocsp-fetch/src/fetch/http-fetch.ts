@@ -1,7 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { FetchResult, fetchFailure, type FetchFailure } from '@keyfleet/tls-engine';
 import { ocspGetUrl } from '../ocsp/ocsp-request.js';
+import { guardedLookup, type ResponderAddressPolicy } from './responder-address.js';
 
 /** Transport limits for one OCSP fetch; resolved by compileOcspFetchOptions. */
 export interface HttpFetchLimits {
@@ -13,6 +15,8 @@ export interface HttpFetchLimits {
   readonly maxResponseBytes: number;
   /** GET when the URL-encoded request is at most this long (RFC 5019: 255), else POST. */
   readonly getMaxEncodedBytes: number;
+  /** Which resolved addresses may be fetched from (none internal unless allow-listed). Default: no check. */
+  readonly addressPolicy?: ResponderAddressPolicy;
 }
 
 export type HttpFetchOutcome =
@@ -43,6 +47,13 @@ export function fetchOcspOverHttp(
     return Promise.resolve(fetchFailure(FetchResult.NetworkError, `unsupported scheme ${target.protocol}`));
   }
 
+  const policy = limits.addressPolicy;
+  const host = target.hostname.replace(/^\[|\]$/g, '');
+  if (policy && net.isIP(host)) {
+    const refused = policy.refusal(host);
+    if (refused) return Promise.resolve(fetchFailure(FetchResult.ForbiddenAddress, refused));
+  }
+
   return new Promise((resolve) => {
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
@@ -58,6 +69,8 @@ export function fetchOcspOverHttp(
       // A fresh connection per fetch: responders such as `openssl ocsp` close
       // after each answer, and a reused dead socket would look like a failure.
       agent: false,
+      // After DNS resolution: an internal address is refused unless allow-listed.
+      ...(policy ? { lookup: guardedLookup(policy) as unknown as net.LookupFunction } : {}),
       headers: {
         accept: 'application/ocsp-response',
         ...(method === 'POST'
@@ -80,7 +93,11 @@ export function fetchOcspOverHttp(
       socket.once('connect', () => clearTimeout(timers[0]));
     });
     request.once('error', (error: NodeJS.ErrnoException) =>
-      finish(fetchFailure(FetchResult.NetworkError, error.code ?? 'connection failed')),
+      finish(
+        error.code === 'EFORBIDDENADDRESS'
+          ? fetchFailure(FetchResult.ForbiddenAddress, error.message)
+          : fetchFailure(FetchResult.NetworkError, error.code ?? 'connection failed'),
+      ),
     );
     request.once('response', (response) => {
       if (response.statusCode !== 200) {

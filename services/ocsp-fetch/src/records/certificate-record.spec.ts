@@ -61,10 +61,10 @@ describe('stapleStatusOf', () => {
       true,
     ],
     [
-      'unknown',
+      'unknown (stored before unknown stopped being stored): reported, never served',
       certificate({ staple: staple({ certStatus: OcspCertStatus.UNKNOWN }) }),
       StapleStatus.UNKNOWN,
-      true,
+      false,
     ],
     ['past nextUpdate', certificate({ staple: staple({ nextUpdateMs: now }) }), StapleStatus.EXPIRED, false],
   ];

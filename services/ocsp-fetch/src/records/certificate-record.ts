@@ -23,9 +23,12 @@ export function stapleStatusOf(certificate: StoredCertificate, nowMs: number): S
   return certificate.fetch.consecutiveFailures > 0 ? StapleStatus.FETCH_FAILING : StapleStatus.PENDING;
 }
 
-/** Whether a staple is served at `nowMs` (never an expired one). */
+/**
+ * Whether a staple is served at `nowMs`: never an expired one, and never an
+ * "unknown" one (no longer stored, but a record written before may hold one).
+ */
 export function isServable(status: StapleStatus): boolean {
-  return status === StapleStatus.GOOD || status === StapleStatus.REVOKED || status === StapleStatus.UNKNOWN;
+  return status === StapleStatus.GOOD || status === StapleStatus.REVOKED;
 }
 
 /** The contract's CertificateRecord for a stored certificate at `nowMs`. */

@@ -15,6 +15,7 @@ import {
   ErrorCode,
   KeyfleetError,
   invalidArgument,
+  methodAccess,
   type CallContext,
   type Logger,
   type ServiceBinding,
@@ -28,7 +29,7 @@ import type { RefreshQueue } from '../refresh/refresh-queue.js';
 
 export interface StapleServiceDeps {
   readonly store: Pick<CertificateStore, 'register' | 'unregister' | 'get' | 'list'>;
-  readonly hub: Pick<StapleHub, 'certificates' | 'cached' | 'subscribe'>;
+  readonly hub: Pick<StapleHub, 'certificates' | 'cached' | 'subscribe' | 'loaded'>;
   readonly queue: Pick<RefreshQueue, 'ensureScheduled' | 'unschedule'>;
   readonly clock: () => number;
   readonly logger: Logger;
@@ -56,12 +57,22 @@ function heartbeatIntervalOf(request: WatchStaplesRequest, fallbackMs: number): 
   return ms;
 }
 
-/** Reads from Redis, or from this replica's cache while Redis is unreachable. */
-async function readThrough<T>(fromStore: () => Promise<T>, fromCache: () => T): Promise<T> {
+const notLoaded = () =>
+  new KeyfleetError(ErrorCode.Unavailable, 'not ready: the registry has not been read from Redis yet');
+
+/** Reads from Redis, or from this replica's cache while Redis is unreachable (once the cache is loaded). */
+async function readThrough<T>(
+  hub: Pick<StapleHub, 'loaded'>,
+  fromStore: () => Promise<T>,
+  fromCache: () => T,
+): Promise<T> {
   try {
     return await fromStore();
   } catch (error) {
-    if (error instanceof KeyfleetError && error.code === ErrorCode.Unavailable) return fromCache();
+    if (error instanceof KeyfleetError && error.code === ErrorCode.Unavailable) {
+      if (!hub.loaded) throw notLoaded();
+      return fromCache();
+    }
     throw error;
   }
 }
@@ -117,6 +128,7 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
 
   const listCertificates = async (): Promise<ListCertificatesResponse> => {
     const certificates = await readThrough(
+      hub,
       () => store.list(),
       () => hub.certificates().sort((a, b) => a.chain.id.localeCompare(b.chain.id)),
     );
@@ -135,6 +147,7 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
       throw invalidArgument('selector', 'set id or fingerprint_sha256');
     }
     const certificate = await readThrough(
+      hub,
       () => store.get(id),
       () => hub.cached(id),
     );
@@ -148,6 +161,8 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
     context: CallContext,
   ): Promise<void> => {
     const nodeId = request.nodeId ?? '';
+    // An empty snapshot before the first load would tell nodes every staple is gone.
+    if (!hub.loaded) throw notLoaded();
     if (!/^[\x20-\x7e]{1,128}$/.test(nodeId))
       throw invalidArgument('node_id', 'must be 1 to 128 printable ASCII characters');
     const heartbeatMs = heartbeatIntervalOf(request, deps.defaultHeartbeatIntervalMs);
@@ -214,6 +229,14 @@ export function stapleServiceBinding(deps: StapleServiceDeps): ServiceBinding {
       getStaple,
       watchStaples,
     },
-    adminMethods: new Set(['RegisterCertificate', 'UnregisterCertificate']),
+    // Staples are public (any TLS client sees them); the certificate list is
+    // not secret either. Any caller with a grant reads; writes need admin.
+    access: {
+      RegisterCertificate: methodAccess.admin,
+      UnregisterCertificate: methodAccess.admin,
+      ListCertificates: methodAccess.known,
+      GetStaple: methodAccess.known,
+      WatchStaples: methodAccess.known,
+    },
   };
 }

@@ -48,28 +48,33 @@ export class StapleHub {
   #reconcile: NodeJS.Timeout | undefined;
   #stopFollowingReconnects: (() => void) | undefined;
   #ready = false;
+  #subscribed = false;
   #reloadQueued = false;
 
   constructor(options: StapleHubOptions) {
     this.#options = options;
   }
 
+  /** Subscribes and reads the registry; may be called again after it failed (Redis went away meanwhile). */
   async start(): Promise<void> {
     const { subscriber, changesChannel, logger } = this.#options;
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== changesChannel) return;
-      logger.trace({ message }, 'staple change received');
-      this.#enqueue(() => this.#applyMessage(message));
-    });
+    if (!this.#subscribed) {
+      this.#subscribed = true;
+      subscriber.on('message', (channel: string, message: string) => {
+        if (channel !== changesChannel) return;
+        logger.trace({ message }, 'staple change received');
+        this.#enqueue(() => this.#applyMessage(message));
+      });
+      // What was published while the subscription was down is lost: re-read
+      // everything once it is live again.
+      this.#stopFollowingReconnects = catchUpAfterResubscribe(
+        subscriber,
+        changesChannel,
+        () => this.#requestReload('reconnect'),
+        (error) => logger.warn({ err: { message: (error as Error).message } }, 'resubscribe failed'),
+      );
+    }
     await subscriber.subscribe(changesChannel);
-    // What was published while the subscription was down is lost: re-read
-    // everything once it is live again.
-    this.#stopFollowingReconnects = catchUpAfterResubscribe(
-      subscriber,
-      changesChannel,
-      () => this.#requestReload('reconnect'),
-      (error) => logger.warn({ err: { message: (error as Error).message } }, 'resubscribe failed'),
-    );
     await this.#reload();
     this.#ready = true;
     this.#sweep = setInterval(() => this.#announceExpiries(), this.#options.expirySweepMs);
@@ -88,6 +93,11 @@ export class StapleHub {
     clearInterval(this.#reconcile);
     this.#stopFollowingReconnects?.();
     this.#listeners.clear();
+  }
+
+  /** True once the registry has been read from Redis: the cache can be served. */
+  get loaded(): boolean {
+    return this.#ready;
   }
 
   /** Every cached record (the snapshot a new watcher gets). */

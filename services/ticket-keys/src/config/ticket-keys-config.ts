@@ -84,7 +84,7 @@ export function compileTicketKeysConfig(env: Env): TicketKeysConfig {
     keyPrefix,
     kek,
     insecureDev,
-    security: serverSecurityFromEnv(env),
+    security: serverSecurityFromEnv(env, grpcAddress),
     bootstrapRings,
     logLevel,
   };

@@ -212,12 +212,12 @@ test('bad requests: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION; bad ticket
   );
 });
 
-test('over mTLS the reader role suffices; a certificate without a role is refused', async () => {
+test("over mTLS the ring's node grant suffices; a certificate without a grant is refused", async () => {
   const pki: TestPki = createTestPki(await freePort());
   const caPath = path.join(pki.dir, 'client-ca.pem');
   writeFileSync(caPath, pki.intermediate.certPem() + pki.root.certPem());
   const rolesPath = path.join(pki.dir, 'roles.json');
-  writeFileSync(rolesPath, JSON.stringify({ reader: ['cn:keyless-reader'] }));
+  writeFileSync(rolesPath, JSON.stringify({ 'node:edge': ['cn:keyless-reader'] }));
   const secure = await startServiceServer({
     address: '127.0.0.1:0',
     security: mtlsSecurity({
@@ -247,7 +247,7 @@ test('over mTLS the reader role suffices; a certificate without a role is refuse
     nowMs = 10 * minute;
     const sealed = await seal(reader, { session: Buffer.from('s') });
     assert.equal((await open(reader, { ticket: sealed.ticket })).decision, D.USE);
-    await rejectsWith(open(stranger, { ticket: sealed.ticket }), grpc.status.PERMISSION_DENIED, /no role/);
+    await rejectsWith(open(stranger, { ticket: sealed.ticket }), grpc.status.PERMISSION_DENIED, /no grant/);
   } finally {
     reader.close();
     stranger.close();

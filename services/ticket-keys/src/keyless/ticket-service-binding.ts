@@ -25,6 +25,7 @@ import {
   ErrorCode,
   invalidArgument,
   KeyfleetError,
+  methodAccess,
   type ServiceBinding,
   type UnaryHandler,
 } from '@keyfleet/service-kit';
@@ -78,7 +79,8 @@ function connectionOf(context: ConnectionContext | undefined, strict: boolean): 
  * Keyless mode: TicketService.SealTicket and OpenTicket for nodes and load
  * balancers that never hold keys, answered by the same engine (codec, key
  * schedule, decision policies) a node runs, so both give the same answer for
- * the same ticket at the same moment. Reader role suffices.
+ * the same ticket at the same moment. Both need the ring's node grant: they
+ * use its secrets as a node would.
  *
  * Errors: a malformed ring name, or a session, appdata or context field over
  * its limit in SealTicket, is INVALID_ARGUMENT; an unknown ring is NOT_FOUND; a
@@ -186,6 +188,9 @@ export function createTicketServiceBinding(
       sealTicket: sealTicket,
       openTicket: openTicket,
     },
-    adminMethods: new Set(),
+    access: {
+      SealTicket: methodAccess.ring((request: SealTicketRequest) => checkRingName(request.ring), 'node'),
+      OpenTicket: methodAccess.ring((request: OpenTicketRequest) => checkRingName(request.ring), 'node'),
+    },
   };
 }

@@ -11,6 +11,8 @@ export interface TicketKeysMetricsSource {
 export interface TicketKeysMetrics {
   readonly rotations: Counter<'ring' | 'result'>;
   readonly revocations: Counter<'ring'>;
+  readonly epochRegressions: Counter<'ring'>;
+  readonly unreadableRecords: Counter<'ring'>;
 }
 
 /**
@@ -93,6 +95,18 @@ export function createTicketKeysMetrics(
     revocations: new Counter({
       name: 'keyfleet_revocations_total',
       help: 'Keys revoked, by ring.',
+      labelNames: ['ring'] as const,
+      registers: [registry],
+    }),
+    unreadableRecords: new Counter({
+      name: 'keyfleet_key_records_unreadable_total',
+      help: 'Reads that left out a key record which did not parse or open (tampered with, or an unknown KEK).',
+      labelNames: ['ring'] as const,
+      registers: [registry],
+    }),
+    epochRegressions: new Counter({
+      name: 'keyfleet_epoch_regressions_total',
+      help: 'Times Redis held a ring older than this replica had seen and the merged state was written back.',
       labelNames: ['ring'] as const,
       registers: [registry],
     }),

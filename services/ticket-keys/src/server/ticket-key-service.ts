@@ -21,6 +21,7 @@ import {
   ErrorCode,
   KeyfleetError,
   invalidArgument,
+  methodAccess,
   type CallContext,
   type Logger,
   type ServiceBinding,
@@ -52,8 +53,26 @@ export interface TicketKeyServiceDeps {
   readonly onRingChanged?: (ring: string, rotationIntervalMs: number) => void;
 }
 
-/** Methods that need the admin role (the proto's service comment). */
-export const ticketKeyAdminMethods: ReadonlySet<string> = new Set(['Rotate', 'RevokeKey', 'PutRing']);
+/** Messages buffered for one watcher that does not read before its stream is ended. */
+export const maxBufferedKeySetMessages = 1000;
+
+/**
+ * Who may call what: writes need admin; the ring's secrets (GetKeySet without
+ * omit_secrets, WatchKeySet, AckKeySet) need its node grant; names, states and
+ * times need its reader grant. ListRings lists only rings the caller may read.
+ */
+export const ticketKeyAccess = {
+  GetKeySet: methodAccess.ring(
+    (request: GetKeySetRequest) => ringField(request.ring),
+    (request: GetKeySetRequest) => (request.omitSecrets ? 'reader' : 'node'),
+  ),
+  WatchKeySet: methodAccess.ring((request: WatchKeySetRequest) => ringField(request.ring), 'node'),
+  AckKeySet: methodAccess.ring((request: AckKeySetRequest) => ringField(request.ring), 'node'),
+  Rotate: methodAccess.admin,
+  RevokeKey: methodAccess.admin,
+  PutRing: methodAccess.admin,
+  ListRings: methodAccess.known,
+};
 
 /**
  * The TicketKeyService handlers as a service-kit binding. Every request field
@@ -107,8 +126,16 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     const nodeId = nodeIdField(request.nodeId);
     const heartbeatMs = heartbeatField(request.heartbeatIntervalMs);
     let lastSentEpoch = 0;
+    // A watcher that stops reading must not grow this replica's memory without
+    // bound: past the limit its stream ends and it reconnects for a fresh set.
+    let overflowed: (() => void) | undefined;
     const write = (message: WatchKeySetResponse) => {
-      if (!stream.cancelled && !stream.writableEnded && !context.signal.aborted) stream.write(message);
+      if (stream.cancelled || stream.writableEnded || context.signal.aborted) return;
+      if (stream.writableLength >= maxBufferedKeySetMessages) {
+        overflowed?.();
+        return;
+      }
+      stream.write(message);
     };
     const send = (state: RingState) => {
       // Listener and initial load may race; epochs only move forward.
@@ -120,9 +147,13 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     let unregister: (() => void) | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
     try {
-      const state = await hub.load(ring);
+      // A cached ring is sent at once (the hub re-reads it in the background and
+      // the listener sends anything newer): a slow Redis does not hold up a watcher.
+      const cached = hub.current(ring);
+      if (cached) hub.refreshSoon(ring);
+      const state = cached ?? (await hub.load(ring));
       if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
-      unregister = watchers.add(ring, nodeId);
+      unregister = watchers.add(ring, { identity: context.identity, nodeId });
       if (state.epoch > lastSentEpoch) {
         // The first message is stamped now, not when the state was cached.
         lastSentEpoch = state.epoch;
@@ -132,9 +163,16 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
         () => write({ heartbeat: { serverTimeMs: clock(), epoch: lastSentEpoch } }),
         heartbeatMs,
       );
-      await new Promise<void>((resolve) => {
+      await new Promise<void>((resolve, reject) => {
         if (context.signal.aborted) return resolve();
         context.signal.addEventListener('abort', () => resolve(), { once: true });
+        overflowed = () =>
+          reject(
+            new KeyfleetError(
+              ErrorCode.ResourceExhausted,
+              `over ${maxBufferedKeySetMessages} messages are waiting for this watcher; reconnect`,
+            ),
+          );
       });
     } finally {
       clearInterval(heartbeat);
@@ -143,13 +181,19 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     }
   };
 
-  const ackKeySet = async (request: AckKeySetRequest): Promise<AckKeySetResponse> => {
+  const ackKeySet = async (request: AckKeySetRequest, context: CallContext): Promise<AckKeySetResponse> => {
     const ring = ringField(request.ring);
     const nodeId = nodeIdField(request.nodeId);
     const epoch = epochField('epoch', request.epoch);
-    const state = hub.current(ring) ?? (await hub.load(ring));
+    let state = hub.current(ring) ?? (await hub.load(ring));
     if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
-    await watchers.ack(ring, nodeId, epoch);
+    // This replica may lag the one that served the node's stream: look again before refusing.
+    if (epoch > state.epoch) state = (await hub.load(ring)) ?? state;
+    if (epoch > state.epoch) {
+      throw invalidArgument('epoch', `${epoch} is ahead of the ring's epoch ${state.epoch}`);
+    }
+    // Counted only for streams the same caller holds under this node id.
+    await watchers.ack(ring, { identity: context.identity, nodeId }, epoch);
     const coverage = await watchers.coverage(ring, state.epoch);
     if (state.params.promoteOnFullAck && coverage.live > 0 && coverage.ratio === 1) {
       try {
@@ -225,7 +269,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
     return { params: ringParamsToProto(result.params), created: result.created, epoch: result.epoch };
   };
 
-  const listRings = async (): Promise<ListRingsResponse> => {
+  const listRings = async (_request: unknown, context: CallContext): Promise<ListRingsResponse> => {
     let states: RingState[];
     try {
       const names = await store.listRingNames();
@@ -236,6 +280,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       if (!(error instanceof KeyfleetError && error.code === ErrorCode.Unavailable)) throw error;
       states = hub.rings();
     }
+    states = states.filter((state) => context.access.allows('reader', state.params.ring));
     const nowMs = clock();
     const rings: RingStatus[] = [];
     for (const state of states) {
@@ -266,6 +311,6 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       putRing,
       listRings,
     },
-    adminMethods: ticketKeyAdminMethods,
+    access: ticketKeyAccess,
   };
 }

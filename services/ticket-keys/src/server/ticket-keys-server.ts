@@ -5,6 +5,7 @@ import {
   connectRedis,
   createLogger,
   startServiceServer,
+  withoutCommandTimeout,
   type Logger,
   type RunningServiceServer,
   type ServerSecurity,
@@ -52,7 +53,7 @@ export interface TicketKeysServerOptions {
   readonly clock?: () => number;
   /** How often watchers are re-announced for fleet-wide ack coverage. Default 2000. */
   readonly watcherRefreshMs?: number;
-  /** How long start waits for Redis before serving NOT_SERVING. Default 5000. */
+  /** How long start waits for Redis before serving, live but not ready. Default 5000. */
   readonly redisStartTimeoutMs?: number;
 }
 
@@ -64,6 +65,13 @@ export interface RunningTicketKeysServer {
   readonly grpc: RunningServiceServer;
   /** True while Redis answers. */
   redisReady(): boolean;
+  /**
+   * Readiness: true once this replica has read its rings from Redis (it holds
+   * a cache it can serve), and from then on, through Redis outages too:
+   * watches keep streaming the cached keys and reads answer from them, while
+   * writes get UNAVAILABLE. Liveness is separate and never follows Redis.
+   */
+  ready(): boolean;
   /** Drains gRPC (streams end), stops the worker and closes Redis. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -72,10 +80,12 @@ export interface RunningTicketKeysServer {
  * Starts the ticket-key service: gRPC (TicketKeyService plus any extra
  * services, with service-kit's mTLS roles, health, reflection and metrics),
  * one Redis connection for commands, one for the change subscription, one
- * for BullMQ. Health follows Redis: NOT_SERVING while it is unreachable
- * (watch streams stay open on their last key set), SERVING again when it is
- * back, after which rings lost by Redis are restored from memory, bootstrap
- * rings are ensured and rotation schedules upserted — once per reconnect.
+ * for BullMQ. Readiness (gRPC health "") is NOT_SERVING until the rings have
+ * been read once, then SERVING for good: while Redis is unreachable watch
+ * streams stay open on their last key set and reads answer from it (writes
+ * get UNAVAILABLE). Each time Redis is back, rings lost by Redis are restored
+ * from memory, bootstrap rings are ensured and rotation schedules upserted.
+ * Liveness (health service "liveness", /livez) never follows Redis.
  */
 export async function createTicketKeysServer(
   options: TicketKeysServerOptions,
@@ -87,9 +97,29 @@ export async function createTicketKeysServer(
   const bootstrapRings = (options.bootstrapRings ?? []).map((ring) => compileRingParams({ ring }));
 
   const redis = connectRedis(options.redisUrl, registry, logger);
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = redis.duplicate({
+    ...withoutCommandTimeout,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+  });
   subscriber.on('error', () => undefined); // the command connection logs Redis errors once
-  const store = new KeyStore({ redis, keys, keks: options.keks, clock });
+  const store = new KeyStore({
+    redis,
+    keys,
+    keks: options.keks,
+    clock,
+    onUnreadableRecord: ({ ring, keyName, reason }) => {
+      metrics.unreadableRecords.inc({ ring });
+      logger.error({ ring, keyName, reason }, 'key record does not open; left out of the ring');
+    },
+    onRegression: ({ ring, storedEpoch, knownEpoch, epoch }) => {
+      metrics.epochRegressions.inc({ ring });
+      logger.warn(
+        { ring, storedEpoch, knownEpoch, epoch },
+        'Redis held an older state of the ring; wrote back the union of both at a higher epoch',
+      );
+    },
+  });
   const hub = new KeySetHub({ subscriber, store, channel: keys.changesChannel, logger });
   const watchers = new WatcherRegistry({
     redis,
@@ -113,7 +143,11 @@ export async function createTicketKeysServer(
   let bullConnection: Redis | undefined;
   let scheduler: RotationScheduler | undefined;
   if (options.runScheduler ?? true) {
-    bullConnection = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    bullConnection = redis.duplicate({
+      ...withoutCommandTimeout,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
     bullConnection.on('error', () => undefined);
     scheduler = new RotationScheduler({
       connection: bullConnection,
@@ -166,6 +200,7 @@ export async function createTicketKeysServer(
   // restore lost rings first, so bootstrap does not create a fresh ring in
   // their place; then bootstrap; then schedules for every ring.
   let stopped = false;
+  let loaded = false;
   let recovering: Promise<void> | undefined;
   const onRedisReady = () => {
     if (stopped) return;
@@ -191,15 +226,18 @@ export async function createTicketKeysServer(
       } finally {
         // SERVING only once the rings are caught up and the bootstrap rings
         // exist: a client that trusts health must not get NOT_FOUND for them.
-        // If Redis dropped again meanwhile, 'close' has said NOT_SERVING.
-        if (!stopped && redis.status === 'ready') grpcServer.setServing(true);
+        // If Redis dropped again meanwhile, the next 'ready' does this again.
+        if (!stopped && redis.status === 'ready') {
+          loaded = true;
+          grpcServer.setServing(true);
+        }
       }
     })();
   };
   redis.on('ready', onRedisReady);
-  redis.on('close', () => {
-    if (!stopped) grpcServer.setServing(false);
-  });
+  // Redis going away does not make the replica unready: it keeps serving its
+  // cache (keyfleet_redis_up says Redis is down). Only a replica that has
+  // never loaded is unready.
 
   const readyOrTimeout = new Promise<void>((resolve) => {
     if (redis.status === 'ready') return resolve();
@@ -216,7 +254,7 @@ export async function createTicketKeysServer(
     await recovering;
   } else {
     grpcServer.setServing(false);
-    logger.warn('Redis is unreachable at start: serving NOT_SERVING until it answers');
+    logger.warn('Redis is unreachable at start: live but not ready until it answers');
     hub.start().catch(() => undefined);
   }
 
@@ -227,6 +265,7 @@ export async function createTicketKeysServer(
     store,
     grpc: grpcServer,
     redisReady: () => redis.status === 'ready',
+    ready: () => loaded && !stopped,
     async stop(graceMs = 2000) {
       stopped = true;
       await grpcServer.stop(graceMs);

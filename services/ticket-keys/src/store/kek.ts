@@ -22,9 +22,10 @@ const NONCE_BYTES = 24;
 /**
  * The KEKs this replica knows. The first wraps; every one may unwrap, so a
  * KEK rotates by putting the new one first, running `rewrap`, and removing
- * the old one later. AAD = ring | key name | KEK id, so a wrapped secret
- * moved to another ring, another key or relabelled with another KEK id fails
- * to open.
+ * the old one later. AAD = ring | key name | KEK id [| context], so a
+ * wrapped secret moved to another ring, another key or relabelled with
+ * another KEK id fails to open; `context` binds more of the record (its
+ * times and state) to the secret.
  */
 export class KekRing {
   private readonly byId: ReadonlyMap<string, Kek>;
@@ -39,21 +40,21 @@ export class KekRing {
     return this.keks[0]!;
   }
 
-  wrap(ring: string, name: Uint8Array, secret: Uint8Array): WrappedSecret {
+  wrap(ring: string, name: Uint8Array, secret: Uint8Array, context?: string): WrappedSecret {
     const kek = this.primary;
     const nonce = randomBytes(NONCE_BYTES);
-    const sealed = xchacha20poly1305(kek.key, nonce, aad(ring, name, kek.id)).encrypt(secret);
+    const sealed = xchacha20poly1305(kek.key, nonce, aad(ring, name, kek.id, context)).encrypt(secret);
     return { kekId: kek.id, wrapped: Buffer.concat([nonce, sealed]) };
   }
 
   /** Throws (without any byte of the inputs in the message) when no KEK opens it. */
-  unwrap(ring: string, name: Uint8Array, sealed: WrappedSecret): Uint8Array {
+  unwrap(ring: string, name: Uint8Array, sealed: WrappedSecret, context?: string): Uint8Array {
     const kek = this.byId.get(sealed.kekId);
     if (!kek) throw new Error(`KEK "${sealed.kekId}" is not configured`);
     if (sealed.wrapped.length <= NONCE_BYTES) throw new Error('wrapped secret is truncated');
     const nonce = sealed.wrapped.subarray(0, NONCE_BYTES);
     try {
-      return xchacha20poly1305(kek.key, nonce, aad(ring, name, kek.id)).decrypt(
+      return xchacha20poly1305(kek.key, nonce, aad(ring, name, kek.id, context)).decrypt(
         sealed.wrapped.subarray(NONCE_BYTES),
       );
     } catch {
@@ -62,10 +63,12 @@ export class KekRing {
   }
 }
 
-function aad(ring: string, name: Uint8Array, kekId: string): Uint8Array {
+function aad(ring: string, name: Uint8Array, kekId: string, context?: string): Uint8Array {
   // Neither a ring name nor a KEK id may contain "|", and a name is 16 bytes,
-  // so the encoding is unambiguous.
-  return Buffer.concat([Buffer.from(`${ring}|`), name, Buffer.from(`|${kekId}`)]);
+  // so the encoding is unambiguous; the context comes last.
+  const parts = [Buffer.from(`${ring}|`), name, Buffer.from(`|${kekId}`)];
+  if (context !== undefined) parts.push(Buffer.from(`|${context}`));
+  return Buffer.concat(parts);
 }
 
 /**

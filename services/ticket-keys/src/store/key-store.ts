@@ -15,6 +15,23 @@ export interface KeyStoreOptions {
   readonly keks: KekRing;
   /** Default Date.now. */
   readonly clock?: () => number;
+  /**
+   * Told when Redis held an older state of a ring than this replica had seen
+   * (failover to a lagging replica, partial data loss) and the merged state
+   * was written back at a higher epoch.
+   */
+  /**
+   * Told about a key record that does not parse or open (its AAD covers the
+   * ring, name, KEK id, times and state): the key is left out of the ring.
+   * `keyName` is the first 16 hex digits; `reason` never holds key bytes.
+   */
+  readonly onUnreadableRecord?: (event: { ring: string; keyName: string; reason: string }) => void;
+  readonly onRegression?: (event: {
+    ring: string;
+    storedEpoch: number;
+    knownEpoch: number;
+    epoch: number;
+  }) => void;
 }
 
 export type RotateOutcome =
@@ -37,12 +54,18 @@ export class KeyStore {
   private readonly keys: RedisKeys;
   private readonly keks: KekRing;
   private readonly clock: () => number;
+  private readonly onRegression: KeyStoreOptions['onRegression'];
+  private readonly onUnreadableRecord: KeyStoreOptions['onUnreadableRecord'];
+  /** The newest state of each ring this replica has read or written: the floor for every later read. */
+  private readonly newest = new Map<string, RingState>();
 
   constructor(options: KeyStoreOptions) {
     this.redis = options.redis;
     this.keys = options.keys;
     this.keks = options.keks;
     this.clock = options.clock ?? Date.now;
+    this.onRegression = options.onRegression;
+    this.onUnreadableRecord = options.onUnreadableRecord;
   }
 
   /** The ring as stored now, or undefined when it does not exist. */
@@ -72,6 +95,8 @@ export class KeyStore {
   ): Promise<{ created: boolean; epoch: number; params: ResolvedRingParams }> {
     return this.guard(async () => {
       const ringKeys = this.keys.ring(params.ring);
+      // A ring Redis holds at an older epoch than this replica has seen is repaired first.
+      if (this.newest.has(params.ring)) await this.readRaw(params.ring);
       const nowMs = this.clock();
       const first = newTicketKey(nowMs, nowMs);
       // The index entry goes first: a ring whose script then fails is listed
@@ -159,6 +184,7 @@ export class KeyStore {
           keys: [...state.keys.filter((old) => !dropped.has(keyNameHex(old.name))), key],
           lastRotatedAtMs: nowMs,
         };
+        this.remember(after);
         return { result: 'ok', state: after, publishedNameHex: nameHex };
       }
       throw contention(ring);
@@ -259,7 +285,8 @@ export class KeyStore {
           let changed = false;
           for (const [nameHex, text] of Object.entries(records)) {
             const parsed = parseKeyRecord(nameHex, text);
-            if (parsed.kekId === this.keks.primary.id) continue;
+            // Already under the primary KEK in the current format.
+            if (parsed.kekId === this.keks.primary.id && parsed.context !== undefined) continue;
             const key = decodeKeyRecord(ring, nameHex, text, this.keks);
             const reply = await scripts.rewrapKey.run(
               this.redis,
@@ -282,33 +309,50 @@ export class KeyStore {
    * Does nothing when the ring exists. Returns whether this call restored it.
    */
   async restoreRing(state: RingState): Promise<boolean> {
-    return this.guard(async () => {
-      const ring = state.params.ring;
-      const ringKeys = this.keys.ring(ring);
-      const fields = paramsToFields(state.params);
-      const params: Record<string, string> = {};
-      for (let i = 0; i < fields.length; i += 2) params[fields[i]!] = fields[i + 1]!;
-      const records: Record<string, string> = {};
-      for (const key of state.keys) records[keyNameHex(key.name)] = encodeKeyRecord(ring, key, this.keks);
-      const revokedUntilMs = this.clock() + state.params.decryptWindowMs;
-      await this.redis.sadd(this.keys.ringsIndex, ring);
-      const reply = replyNumbers(
-        await scripts.restoreRing.run(
-          this.redis,
-          [ringKeys.params, ringKeys.state, ringKeys.keys, ringKeys.revoked],
-          [
-            state.epoch + 1,
-            state.lastRotatedAtMs,
-            this.keys.changesChannel,
-            ring,
-            JSON.stringify(params),
-            JSON.stringify(records),
-            JSON.stringify(state.revokedNamesHex.map((nameHex) => [nameHex, revokedUntilMs])),
-          ],
-        ),
-      );
-      return reply[1] === 1;
-    });
+    return this.guard(async () => this.writeBack(state, state.epoch + 1, undefined));
+  }
+
+  /**
+   * Writes `state` at `epoch`: when `expectedEpoch` is undefined only if the
+   * ring is absent, else only while Redis holds it at exactly that epoch.
+   */
+  private async writeBack(
+    state: RingState,
+    epoch: number,
+    expectedEpoch: number | undefined,
+  ): Promise<boolean> {
+    const ring = state.params.ring;
+    const ringKeys = this.keys.ring(ring);
+    const fields = paramsToFields(state.params);
+    const params: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) params[fields[i]!] = fields[i + 1]!;
+    const records: Record<string, string> = {};
+    for (const key of state.keys) records[keyNameHex(key.name)] = encodeKeyRecord(ring, key, this.keks);
+    const revokedUntilMs = this.clock() + state.params.decryptWindowMs;
+    await this.redis.sadd(this.keys.ringsIndex, ring);
+    const reply = replyNumbers(
+      await scripts.restoreRing.run(
+        this.redis,
+        [ringKeys.params, ringKeys.state, ringKeys.keys, ringKeys.revoked],
+        [
+          epoch,
+          state.lastRotatedAtMs,
+          this.keys.changesChannel,
+          ring,
+          JSON.stringify(params),
+          JSON.stringify(records),
+          JSON.stringify(state.revokedNamesHex.map((nameHex) => [nameHex, revokedUntilMs])),
+          expectedEpoch === undefined ? '' : expectedEpoch,
+        ],
+      ),
+    );
+    return reply[1] === 1;
+  }
+
+  /** Raises the floor for the ring to `state` when it is newer. */
+  private remember(state: RingState): void {
+    const known = this.newest.get(state.params.ring);
+    if (!known || state.epoch > known.epoch) this.newest.set(state.params.ring, state);
   }
 
   private async requireState(ring: string): Promise<RingState> {
@@ -317,8 +361,35 @@ export class KeyStore {
     return raw.state;
   }
 
-  /** One consistent read of the ring's keys (MULTI on one hash slot). */
+  /**
+   * One consistent read of the ring, never older than what this replica has
+   * seen: when Redis holds the ring at a lower epoch (or at the same epoch
+   * with other keys), it went back in time (failover to a lagging replica,
+   * partial data loss). Then the union of both states (every key any node
+   * may hold, every revocation of either) is written back at an epoch above
+   * both, with a compare-and-set on the epoch Redis holds, and read again.
+   */
   private async readRaw(
+    ring: string,
+  ): Promise<{ state: RingState; records: Map<string, string> } | undefined> {
+    for (let attempt = 0; attempt < casAttempts; attempt++) {
+      const raw = await this.readStored(ring);
+      const known = this.newest.get(ring);
+      if (!raw || !known || !regressed(raw.state, known)) {
+        if (raw) this.remember(raw.state);
+        return raw;
+      }
+      const epoch = Math.max(known.epoch, raw.state.epoch) + 1;
+      const merged = mergeRingStates(known, raw.state, epoch);
+      if (await this.writeBack(merged, epoch, raw.state.epoch)) {
+        this.onRegression?.({ ring, storedEpoch: raw.state.epoch, knownEpoch: known.epoch, epoch });
+      }
+    }
+    throw contention(ring);
+  }
+
+  /** One consistent read of the ring's keys as Redis holds them (MULTI on one hash slot). */
+  private async readStored(
     ring: string,
   ): Promise<{ state: RingState; records: Map<string, string> } | undefined> {
     const ringKeys = this.keys.ring(ring);
@@ -346,11 +417,13 @@ export class KeyStore {
       try {
         keys.push(decodeKeyRecord(ring, nameHex, text, this.keks));
       } catch (error) {
-        throw new KeyfleetError(
-          ErrorCode.Internal,
-          `ring "${ring}": key ${nameHex.slice(0, 16)} cannot be read with the configured KEKs`,
-          { cause: error },
-        );
+        // One record that does not open (tampered with, or under a KEK this
+        // replica lacks) costs that key, not the ring: it is left out and reported.
+        this.onUnreadableRecord?.({
+          ring,
+          keyName: nameHex.slice(0, 16),
+          reason: error instanceof Error ? error.message : 'unreadable',
+        });
       }
     }
     return {
@@ -437,4 +510,35 @@ function unavailable(cause?: unknown): KeyfleetError {
       cause,
     },
   );
+}
+
+/** Redis holds an older or a diverged state of the ring than `known`. */
+function regressed(stored: RingState, known: RingState): boolean {
+  if (stored.epoch > known.epoch) return false;
+  if (stored.epoch < known.epoch) return true;
+  // Key names only: revocations leave the read once remembered long enough, at any epoch.
+  const names = (state: RingState) =>
+    state.keys
+      .map((key) => keyNameHex(key.name))
+      .sort()
+      .join();
+  return names(stored) !== names(known);
+}
+
+/**
+ * Both states in one: every key either holds (the known state's record when
+ * both have it), minus every key either revoked; the known state's parameters.
+ */
+export function mergeRingStates(known: RingState, stored: RingState, epoch: number): RingState {
+  const revoked = new Set([...known.revokedNamesHex, ...stored.revokedNamesHex]);
+  const keys = new Map<string, TicketKeyRecord>();
+  for (const key of [...stored.keys, ...known.keys]) keys.set(keyNameHex(key.name), key);
+  for (const name of revoked) keys.delete(name);
+  return {
+    params: known.params,
+    epoch,
+    keys: [...keys.values()].sort((a, b) => a.activatesAtMs - b.activatesAtMs),
+    revokedNamesHex: [...revoked],
+    lastRotatedAtMs: Math.max(known.lastRotatedAtMs, stored.lastRotatedAtMs),
+  };
 }

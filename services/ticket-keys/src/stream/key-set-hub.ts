@@ -106,6 +106,11 @@ export class KeySetHub {
     return this.states.get(ring);
   }
 
+  /** Re-reads the ring in the background (failures are logged, the cache stays). */
+  refreshSoon(ring: string): void {
+    void this.refresh(ring);
+  }
+
   /** Reads every known ring once (after Redis came back), restoring any it lost. */
   async refreshAll(): Promise<void> {
     await Promise.all([...this.states.keys()].map((ring) => this.refresh(ring)));
@@ -141,7 +146,9 @@ export class KeySetHub {
     const epoch = Number(epochText);
     if (!ring || !Number.isSafeInteger(epoch)) return;
     const known = this.states.get(ring);
-    if (known && known.epoch >= epoch) return;
+    // Our own epoch echoed: nothing to read. A lower one means a replica wrote
+    // over an older state of Redis: the read finds it and repairs it.
+    if (known && known.epoch === epoch) return;
     void this.refresh(ring);
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@keyfleet/service-kit';
 import type { RedisKeys } from '../store/redis-keys.js';
@@ -24,21 +25,49 @@ export interface AckCoverage {
   readonly ratio: number;
 }
 
+/** Who holds a stream or sends an ack: the caller's certificate identity and the node id it names. */
+export interface Watcher {
+  readonly identity: string;
+  readonly nodeId: string;
+}
+
+/** The Redis hash field of an ack: an ack counts only for streams of the same identity and node id. */
+const ackField = (watcher: Watcher) => JSON.stringify([watcher.identity, watcher.nodeId]);
+
+/** The watchers-hash field of one stream; undefined for a field this version did not write. */
+function parseStreamField(field: string): Watcher | undefined {
+  try {
+    const parsed: unknown = JSON.parse(field);
+    if (Array.isArray(parsed) && parsed.length === 3 && parsed.every((part) => typeof part === 'string')) {
+      return { identity: parsed[0] as string, nodeId: parsed[1] as string };
+    }
+  } catch {
+    // an entry in another format: not a stream this version counts
+  }
+  return undefined;
+}
+
+let streamCounter = 0;
+const replicaTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+
 /**
- * Who watches which ring and which epoch each node has applied, fleet-wide.
- * A replica announces the nodes whose streams it holds in the ring's
- * `:watchers` hash (node → last seen, refreshed every refreshMs; not
- * refreshed for three periods = gone), and any replica that receives an
- * AckKeySet records it in the `:acks` hash — a node's ack may reach another
- * replica than its stream, so the two are kept apart and neither overwrites
- * the other. Coverage and early promotion count every live node of the
+ * Who watches which ring and which epoch each watcher has applied,
+ * fleet-wide. A replica announces every stream it holds in the ring's
+ * `:watchers` hash (one field per stream: identity, node id, stream id →
+ * last seen, refreshed every refreshMs; not refreshed for three periods =
+ * gone), and any replica that receives an AckKeySet records it in the
+ * `:acks` hash under the caller's identity and the node id — a node's ack may
+ * reach another replica than its stream, so the two are kept apart. Coverage
+ * counts streams, and a stream is current only when the same identity acked
+ * the newest epoch for its node id: another caller naming the node's id acks
+ * nothing. Coverage and early promotion count every live stream of the
  * fleet: promoting on one replica's partial view could let a node encrypt
  * under a key another node has not received.
  */
 export class WatcherRegistry {
-  /** ring → node id → open streams on this replica */
-  private readonly streams = new Map<string, Map<string, number>>();
-  /** ring → node id → acked epoch, as seen by this replica (fallback while Redis is away) */
+  /** ring → stream field → watcher, for the streams open on this replica */
+  private readonly streams = new Map<string, Map<string, Watcher>>();
+  /** ring → ack field → acked epoch, as seen by this replica (fallback while Redis is away) */
   private readonly localAcks = new Map<string, Map<string, number>>();
   private readonly coverageByRing = new Map<string, AckCoverage>();
   private readonly redis: Redis;
@@ -63,40 +92,38 @@ export class WatcherRegistry {
   }
 
   /** A stream opened; returns the function that closes it. */
-  add(ring: string, nodeId: string): () => void {
-    let nodes = this.streams.get(ring);
-    if (!nodes) this.streams.set(ring, (nodes = new Map<string, number>()));
-    nodes.set(nodeId, (nodes.get(nodeId) ?? 0) + 1);
-    void this.announce(ring, [nodeId]);
+  add(ring: string, watcher: Watcher): () => void {
+    let open = this.streams.get(ring);
+    if (!open) this.streams.set(ring, (open = new Map<string, Watcher>()));
+    const field = JSON.stringify([watcher.identity, watcher.nodeId, `${replicaTag}-${++streamCounter}`]);
+    open.set(field, watcher);
+    void this.announce(ring, [field]);
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
-      const left = (nodes.get(nodeId) ?? 1) - 1;
-      if (left > 0) return void nodes.set(nodeId, left);
-      nodes.delete(nodeId);
-      if (nodes.size === 0) this.streams.delete(ring);
-      this.redis.hdel(this.keys.ring(ring).watchers, nodeId).catch(() => undefined);
+      open.delete(field);
+      if (open.size === 0 && this.streams.get(ring) === open) this.streams.delete(ring);
+      this.redis.hdel(this.keys.ring(ring).watchers, field).catch(() => undefined);
     };
   }
 
   /** Live streams of the ring on this replica. */
   localWatchers(ring: string): number {
-    let count = 0;
-    for (const streams of this.streams.get(ring)?.values() ?? []) count += streams;
-    return count;
+    return this.streams.get(ring)?.size ?? 0;
   }
 
-  /** Records the node's acknowledged epoch, here and in Redis. */
-  async ack(ring: string, nodeId: string, epoch: number): Promise<void> {
+  /** Records the epoch the caller acknowledged for its node id, here and in Redis. */
+  async ack(ring: string, watcher: Watcher, epoch: number): Promise<void> {
+    const field = ackField(watcher);
     let acks = this.localAcks.get(ring);
     if (!acks) this.localAcks.set(ring, (acks = new Map<string, number>()));
-    acks.set(nodeId, epoch);
+    acks.set(field, epoch);
     const key = this.keys.ring(ring).acks;
     try {
       await this.redis
         .multi()
-        .hset(key, nodeId, String(epoch))
+        .hset(key, field, String(epoch))
         .pexpire(key, 30 * this.refreshMs)
         .exec();
     } catch (error) {
@@ -109,7 +136,7 @@ export class WatcherRegistry {
    * falling back to this replica's own view while Redis is unreachable.
    */
   async coverage(ring: string, newestEpoch: number): Promise<AckCoverage> {
-    let live: string[];
+    let live: Watcher[];
     let acks: Record<string, string>;
     try {
       const ringKeys = this.keys.ring(ring);
@@ -122,13 +149,16 @@ export class WatcherRegistry {
       const liveSinceMs = this.clock() - 3 * this.refreshMs;
       live = Object.entries(seen)
         .filter(([, seenAtMs]) => Number(seenAtMs) >= liveSinceMs)
-        .map(([nodeId]) => nodeId);
+        .map(([field]) => parseStreamField(field))
+        .filter((watcher): watcher is Watcher => watcher !== undefined);
       acks = acked;
     } catch {
-      live = [...(this.streams.get(ring)?.keys() ?? [])];
-      acks = Object.fromEntries([...(this.localAcks.get(ring) ?? [])].map(([node, e]) => [node, String(e)]));
+      live = [...(this.streams.get(ring)?.values() ?? [])];
+      acks = Object.fromEntries(
+        [...(this.localAcks.get(ring) ?? [])].map(([field, e]) => [field, String(e)]),
+      );
     }
-    const current = live.filter((nodeId) => Number(acks[nodeId] ?? 0) >= newestEpoch).length;
+    const current = live.filter((watcher) => Number(acks[ackField(watcher)] ?? 0) >= newestEpoch).length;
     const coverage = { live: live.length, current, ratio: live.length === 0 ? 1 : current / live.length };
     this.coverageByRing.set(ring, coverage);
     return coverage;
@@ -143,14 +173,14 @@ export class WatcherRegistry {
     clearInterval(this.timer);
   }
 
-  private async announce(ring: string, nodeIds: string[]): Promise<void> {
-    if (nodeIds.length === 0) return;
+  private async announce(ring: string, fields: string[]): Promise<void> {
+    if (fields.length === 0) return;
     const key = this.keys.ring(ring).watchers;
     const seenAtMs = String(this.clock());
     try {
       await this.redis
         .multi()
-        .hset(key, ...nodeIds.flatMap((nodeId) => [nodeId, seenAtMs]))
+        .hset(key, ...fields.flatMap((field) => [field, seenAtMs]))
         .pexpire(key, 10 * this.refreshMs)
         .exec();
     } catch (error) {
@@ -160,7 +190,7 @@ export class WatcherRegistry {
 
   /** Re-announce this replica's watchers, then refresh every ring's coverage for the metrics. */
   private async tick(): Promise<void> {
-    for (const [ring, nodes] of this.streams) await this.announce(ring, [...nodes.keys()]);
+    for (const [ring, open] of this.streams) await this.announce(ring, [...open.keys()]);
     for (const ring of this.rings()) {
       const newest = this.newestEpoch(ring);
       if (newest !== undefined) await this.coverage(ring, newest).catch(() => undefined);
