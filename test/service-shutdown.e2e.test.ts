@@ -85,6 +85,8 @@ async function start(
       KEYFLEET_GRPC_ADDRESS: `127.0.0.1:${grpcPort}`,
       KEYFLEET_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
       LOG_LEVEL: 'info',
+      // The silent responder listens on loopback, which ocsp-fetch refuses unless allowed.
+      KEYFLEET_OCSP_ALLOWED_NETWORKS: '127.0.0.0/8',
       ...env,
     },
   });
