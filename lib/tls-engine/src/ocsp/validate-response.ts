@@ -104,10 +104,29 @@ function hasOcspSigning(certificate: pkijs.Certificate): boolean {
   return usage?.keyPurposes.includes(oidOcspSigning) ?? false;
 }
 
+/**
+ * A signature in its one canonical encoding: no unused bits in the BIT
+ * STRING, and for ECDSA an Ecdsa-Sig-Value in strict DER (SEQUENCE of two
+ * INTEGERs, exact lengths). The verifier would accept some other encodings
+ * of the same signature; a staple that is not byte-for-byte what was signed
+ * is refused.
+ */
+function canonicalSignature(value: asn1js.BitString, algorithm: pkijs.AlgorithmIdentifier): boolean {
+  if (value.valueBlock.unusedBits !== 0) return false;
+  if (!algorithm.algorithmId.startsWith('1.2.840.10045.4.')) return true;
+  const parsed = parseDerStrict(value.valueBlock.valueHexView);
+  return (
+    parsed instanceof asn1js.Sequence &&
+    parsed.valueBlock.value.length === 2 &&
+    parsed.valueBlock.value.every((part) => part instanceof asn1js.Integer)
+  );
+}
+
 async function signatureVerifies(
   basic: pkijs.BasicOCSPResponse,
   signer: pkijs.Certificate,
 ): Promise<boolean> {
+  if (!canonicalSignature(basic.signature, basic.signatureAlgorithm)) return false;
   try {
     return await ensurePkiEngine().verifyWithPublicKey(
       basic.tbsResponseData.tbsView,
@@ -131,6 +150,7 @@ const issuedByCacheLimit = 1024;
 
 async function issuedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificate): Promise<boolean> {
   if (!certificate.issuer.isEqual(issuer.subject)) return false;
+  if (!canonicalSignature(certificate.signatureValue, certificate.signatureAlgorithm)) return false;
   // Everything the signature check reads: the signed bytes, the algorithm,
   // the signature, and the issuer's key.
   const key = createHash('sha256')
