@@ -10,5 +10,6 @@ import { createOcspFetchServer } from './ocsp-fetch-server.js';
 runServiceProcess({
   name: 'ocsp-fetch',
   compileConfig: compileOcspFetchConfig,
-  start: (config, logger) => createOcspFetchServer({ ...config.server, logger }),
+  start: (config, logger, stopping) =>
+    createOcspFetchServer({ ...config.server, logger, startAbort: stopping }),
 });

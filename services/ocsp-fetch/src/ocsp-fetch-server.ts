@@ -215,7 +215,11 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
     })();
 
     // Like before: when Redis answers at start, the replica is ready when this resolves.
-    await Promise.race([loading, new Promise((resolve) => setTimeout(resolve, startWaitMs).unref())]);
+    await Promise.race([
+      loading,
+      new Promise((resolve) => setTimeout(resolve, startWaitMs).unref()),
+      new Promise((resolve) => input.startAbort?.addEventListener('abort', resolve, { once: true })),
+    ]);
 
     let stopped: Promise<void> | undefined;
     return {

@@ -11,6 +11,8 @@ import type { RefreshPolicy } from '../refresh/refresh-schedule.js';
  * has a default (documented per field); those two have no safe default.
  */
 export interface OcspFetchServerOptions {
+  /** Aborted when the process is told to stop while starting: stop waiting for Redis. Default none. */
+  readonly startAbort?: AbortSignal;
   /** Required: where the registry, staples and refresh jobs live. */
   readonly redisUrl: string;
   /** Required: mTLS with roles, or insecure-dev (service-kit). */
@@ -81,7 +83,7 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
 export type ResolvedOcspFetchOptions = Required<
   Omit<
     OcspFetchServerOptions,
-    'metricsAddress' | 'registry' | 'logger' | 'refresh' | 'allowedResponderNetworks'
+    'metricsAddress' | 'registry' | 'logger' | 'refresh' | 'allowedResponderNetworks' | 'startAbort'
   >
 > & {
   readonly addressPolicy: ResponderAddressPolicy;
