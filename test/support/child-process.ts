@@ -5,6 +5,12 @@ export interface RunningProcess {
   readonly child: ChildProcess;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
+  /**
+   * Resolves once the output matches `pattern`; rejects with the output so far
+   * after `timeoutMs`. A peer writes its verdict after the handshake's last
+   * flight, so the other side can finish before the line is there.
+   */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL at once (a crash), resolves when it has exited. */
@@ -14,8 +20,13 @@ export interface RunningProcess {
 export function startProcess(command: string, args: string[], options: SpawnOptions = {}): RunningProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const watchers = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const watcher of watchers) watcher();
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     child.once('exit', () => resolve());
@@ -25,6 +36,25 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
   return {
     child,
     output: () => output,
+    waitForOutput(pattern, timeoutMs = 5000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(output)) return;
+          settle();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          settle();
+          reject(new Error(`${command} did not print ${pattern} within ${timeoutMs} ms; it printed:\n${output}`));
+        }, timeoutMs);
+        const settle = () => {
+          clearTimeout(timer);
+          watchers.delete(check);
+        };
+        watchers.add(check);
+        check();
+      });
+    },
     async stop(graceMs = 3000) {
       if (hasExited()) return;
       child.kill('SIGTERM');
