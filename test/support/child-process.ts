@@ -45,7 +45,9 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
         };
         const timer = setTimeout(() => {
           settle();
-          reject(new Error(`${command} did not print ${pattern} within ${timeoutMs} ms; it printed:\n${output}`));
+          reject(
+            new Error(`${command} did not print ${pattern} within ${timeoutMs} ms; it printed:\n${output}`),
+          );
         }, timeoutMs);
         const settle = () => {
           clearTimeout(timer);

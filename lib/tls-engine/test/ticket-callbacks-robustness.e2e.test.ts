@@ -26,7 +26,8 @@ const FIXTURE_FLAGS = ['--expose-gc', '--max-semi-space-size=8'];
 // arena, no trimming and a fixed threshold make RSS move only when memory is
 // really held, so its growth reads as what was kept.
 const FIXTURE_MALLOC = {
-  GLIBC_TUNABLES: 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1048576',
+  GLIBC_TUNABLES:
+    'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1048576',
 };
 
 let pki: TestPki;
@@ -299,8 +300,13 @@ describe('memory under resumption', () => {
       const withoutPort = await memorySeries(baseline, 16, step);
       const withPort = await memorySeries(server, 16, step);
       const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(2);
-      for (const [label, series] of [['with the port', withPort], ['without', withoutPort]] as const)
-        process.stderr.write(`rss MB every ${step} resumptions ${label}: ${series.map((usage) => mb(usage.rss)).join(' ')}\n`);
+      for (const [label, series] of [
+        ['with the port', withPort],
+        ['without', withoutPort],
+      ] as const)
+        process.stderr.write(
+          `rss MB every ${step} resumptions ${label}: ${series.map((usage) => mb(usage.rss)).join(' ')}\n`,
+        );
       const gained = (figure: keyof NodeJS.MemoryUsage) =>
         `${figure} gained ${mb(gainedOverSecondHalf(withPort, figure))} MB over ${measured} resumptions ` +
         `with the port, ${mb(gainedOverSecondHalf(withoutPort, figure))} MB without`;
