@@ -25,14 +25,11 @@ const FIXTURE_FLAGS = ['--expose-gc', '--max-semi-space-size=8'];
 // by 12 MB mid-run on Node 20) and sizes its mmap threshold as it goes: one
 // arena, no trimming and a fixed threshold make RSS move only when memory is
 // really held, so its growth reads as what was kept.
-const FIXTURE_MALLOC = {
-  GLIBC_TUNABLES:
-    'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1048576',
-};
+const FIXTURE_MALLOC =
+  'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1048576';
 
 let pki: TestPki;
 let server: FixtureServer;
-let keysForTest: FixtureKey[];
 
 // --- a minimal DER writer/reader: enough to swap the ticket inside an SSL_SESSION ---
 
@@ -191,24 +188,40 @@ function hostileTicket(real: Buffer, index: number): Buffer {
   }
 }
 
-before(async () => {
-  pki = createTestPki(await freePort());
-  server = await startFixtureServer(
-    { FIXTURE_CERT: pki.leaf.chainPath, FIXTURE_KEY: pki.leaf.keyPath, ...FIXTURE_MALLOC },
-    'robustness',
+const KEYS: FixtureKey[] = [
+  {
+    name: randomBytes(16).toString('hex'),
+    secret: randomBytes(32).toString('hex'),
+    publishedAtMs: Date.now() - 5000,
+    activatesAtMs: Date.now() - 1000,
+  },
+];
+
+/** A fixture server for this file: its flags and allocator settings, its key, no decision log. */
+async function startRobustnessFixture(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<FixtureServer> {
+  const fixture = await startFixtureServer(
+    {
+      FIXTURE_CERT: pki.leaf.chainPath,
+      FIXTURE_KEY: pki.leaf.keyPath,
+      GLIBC_TUNABLES: FIXTURE_MALLOC,
+      ...env,
+    },
+    name,
     FIXTURE_FLAGS,
   );
+  await fixture.send({ type: 'keys', keys: KEYS, revoked: [] });
+  // Decisions are not kept for reading back here: there are tens of thousands.
+  await fixture.send({ type: 'policy', record: false });
+  return fixture;
+}
+
+before(async () => {
+  pki = createTestPki(await freePort());
+  server = await startRobustnessFixture('robustness');
   assert.equal(server.callbacks, 'native');
-  const now = Date.now();
-  keysForTest = [
-    {
-      name: randomBytes(16).toString('hex'),
-      secret: randomBytes(32).toString('hex'),
-      publishedAtMs: now - 5000,
-      activatesAtMs: now - 1000,
-    },
-  ];
-  await loadKeys(server, keysForTest);
 });
 
 after(async () => {
@@ -237,13 +250,6 @@ describe('hostile tickets through real TLS clients', () => {
     });
   }
 });
-
-/** The same keys and policy as the main fixture, on `target`. */
-async function loadKeys(target: FixtureServer, keys: FixtureKey[]): Promise<void> {
-  await target.send({ type: 'keys', keys, revoked: [] });
-  // Decisions are not kept for reading back here: there are tens of thousands.
-  await target.send({ type: 'policy', record: false });
-}
 
 /** `target`'s memory (after a GC) every `step` resumptions, `samples` times. */
 async function memorySeries(
@@ -282,19 +288,9 @@ describe('memory under resumption', () => {
     // The baseline: the same server with OpenSSL's ticket callbacks not
     // installed (Node's own ticket-key hook), measured in this run, so what
     // the runtime itself keeps is not blamed on the port.
-    const baseline = await startFixtureServer(
-      {
-        FIXTURE_CERT: pki.leaf.chainPath,
-        FIXTURE_KEY: pki.leaf.keyPath,
-        FIXTURE_TICKET_CALLBACKS: 'off',
-        ...FIXTURE_MALLOC,
-      },
-      'robustness-baseline',
-      FIXTURE_FLAGS,
-    );
+    const baseline = await startRobustnessFixture('robustness-baseline', { FIXTURE_TICKET_CALLBACKS: 'off' });
     try {
       assert.equal(baseline.callbacks, 'off');
-      await loadKeys(baseline, keysForTest);
       const step = RESUMPTIONS / 16;
       const measured = RESUMPTIONS / 2;
       const withoutPort = await memorySeries(baseline, 16, step);
