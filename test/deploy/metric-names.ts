@@ -26,6 +26,7 @@ export const fixedMetricNames: ReadonlySet<string> = new Set([
   'keyfleet_engine_ticket_age_seconds',
   'keyfleet_engine_key_set_epoch',
   'keyfleet_engine_key_set_staleness_seconds',
+  'keyfleet_engine_ticket_issuing_stopped',
   'keyfleet_engine_encrypting_key_info',
   'keyfleet_engine_illegal_decisions_total',
   'keyfleet_engine_staples_served_total',

@@ -10,6 +10,7 @@ const good = () =>
     epoch: 2,
     params: {
       ring: 'edge',
+      rotationIntervalMs: 2000,
       decryptWindowMs: 5000,
       ticketLifetimeMs: 9000,
       maxSessionAgeMs: 100,
@@ -28,6 +29,7 @@ test('a KeySet becomes a key ring: rules with defaults, revoked names, derived k
   const ring = ticketKeyRingFromKeySet(good());
   assert.equal(ring.epoch, 2);
   assert.deepEqual(ring.rules, {
+    rotationIntervalMs: 2000,
     decryptWindowMs: 5000,
     ticketLifetimeHintMs: 5000, // capped at the decrypt window
     maxSessionAgeMs: 100,
@@ -38,6 +40,7 @@ test('a KeySet becomes a key ring: rules with defaults, revoked names, derived k
   assert.equal(ring.aeadKey('09'.repeat(16)), undefined);
   const defaults = ticketKeyRingFromKeySet({ ...good(), params: undefined });
   assert.equal(defaults.rules.decryptWindowMs, 43_200_000);
+  assert.equal(defaults.rules.rotationIntervalMs, 3_600_000);
   assert.equal(defaults.rules.bindServerName, false);
 });
 

@@ -7,6 +7,8 @@ import type { CodecKeys } from '../tickets/ticket-codec.js';
 
 /** The ring parameters the engine acts on, with the contract's defaults filled in. */
 export interface RingRules {
+  /** How often the service publishes a key: with the decrypt window, how long a cut-off node may keep issuing. */
+  readonly rotationIntervalMs: number;
   readonly decryptWindowMs: number;
   /** The lifetime hint given with each ticket (never above decryptWindowMs). */
   readonly ticketLifetimeHintMs: number;
@@ -34,6 +36,7 @@ export interface TicketKeyRingSource {
 
 /** RingParams defaults from ticket_keys.proto. */
 export const DEFAULT_DECRYPT_WINDOW_MS = 43_200_000;
+export const DEFAULT_ROTATION_INTERVAL_MS = 3_600_000;
 
 /** Thrown when a key set cannot be used; the message names the problem, never a secret. */
 export class InvalidKeySetError extends Error {
@@ -45,6 +48,7 @@ export interface TicketKeyRingInput {
   readonly epoch: number;
   readonly keys: readonly TicketKeyRecord[];
   readonly revokedKeyNames?: readonly Uint8Array[];
+  readonly rotationIntervalMs?: number;
   readonly decryptWindowMs?: number;
   readonly ticketLifetimeMs?: number;
   readonly maxSessionAgeMs?: number;
@@ -102,6 +106,10 @@ export function createTicketKeyRing(input: TicketKeyRingInput, previous?: Ticket
     ring: input.ring,
     epoch: input.epoch,
     rules: {
+      rotationIntervalMs:
+        input.rotationIntervalMs && input.rotationIntervalMs > 0
+          ? input.rotationIntervalMs
+          : DEFAULT_ROTATION_INTERVAL_MS,
       decryptWindowMs,
       ticketLifetimeHintMs: ticketLifetimeHintMs({
         ticketLifetimeMs: input.ticketLifetimeMs ?? 0,
@@ -129,6 +137,7 @@ export function ticketKeyRingFromKeySet(keySet: KeySet, previous?: TicketKeyRing
         activatesAtMs: key.activatesAtMs,
       })),
       revokedKeyNames: keySet.revokedKeyNames,
+      rotationIntervalMs: keySet.params?.rotationIntervalMs,
       decryptWindowMs: keySet.params?.decryptWindowMs,
       ticketLifetimeMs: keySet.params?.ticketLifetimeMs,
       maxSessionAgeMs: keySet.params?.maxSessionAgeMs,

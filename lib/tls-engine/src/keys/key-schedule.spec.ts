@@ -126,6 +126,23 @@ test('schedule: a revoked key is gone whatever its times say, and the previous k
   assert.equal(schedule.activeAt(hour + 2 * minute)?.nameHex, hexOf(1));
 });
 
+test('schedule: once issuing ends no key encrypts, and what could encrypt opens for one more window', () => {
+  // Ended between k2's activation and k3's: k3 never encrypts.
+  const endsAt = hour + 30 * minute;
+  const ended = steady.withIssuingEndedAt(endsAt);
+  assert.equal(ended.activeAt(endsAt - 1)?.nameHex, hexOf(2));
+  assert.equal(ended.activeAt(endsAt), undefined);
+  assert.equal(ended.activeAt(3 * hour), undefined, 'k3 activating later does not restart issuing');
+  assert.equal(ended.stateAt(hexOf(2), endsAt), 'decrypt-only');
+  assert.equal(ended.stateAt(hexOf(2), endsAt + window - 1), 'decrypt-only');
+  assert.equal(ended.stateAt(hexOf(2), endsAt + window), 'gone');
+  assert.equal(ended.stateAt(hexOf(1), hour + minute + window), 'gone', 'k1 keeps its own expiry');
+  assert.equal(ended.stateAt(hexOf(3), 2 * hour), 'pending', 'a key published elsewhere still opens');
+  assert.equal(ended.stateAt(hexOf(3), 2 * hour + minute + window), 'gone');
+  assert.equal(steady.activeAt(endsAt)?.nameHex, hexOf(2), 'the original schedule is unchanged');
+  assert.equal(ended.withIssuingEndedAt(endsAt + hour), ended, 'a later end changes nothing');
+});
+
 test('schedule: unknown names are gone', () => {
   assert.equal(steady.stateAt('00'.repeat(16), hour), 'gone');
 });

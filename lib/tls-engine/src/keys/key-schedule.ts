@@ -13,13 +13,17 @@ import { keyNameHex, type TicketKeyRecord } from './ticket-key.js';
  * decryptWindowMs; both are derived here rather than trusted from storage, so
  * an early promotion or a stalled rotation can never leave them inconsistent.
  * A stalled rotation keeps the newest activated key ACTIVE: once a key has
- * activated there is always exactly one ACTIVE key.
+ * activated there is always exactly one ACTIVE key — unless the schedule ends
+ * issuing (`issuingEndsAtMs`, set for a node cut off from the service for too
+ * long): from then on no key is ACTIVE, and every key that could encrypt
+ * before retires then, so tickets already issued still open for one decrypt
+ * window and then stop.
  */
 export type ScheduledKeyState = 'pending' | 'active' | 'decrypt-only' | 'gone';
 
 export interface ScheduledKey extends TicketKeyRecord {
   readonly nameHex: string;
-  /** The next key's activatesAt; Infinity while no newer key exists. */
+  /** The next key's activatesAt (or the end of issuing, if sooner); Infinity while neither exists. */
   readonly retiresAtMs: number;
   /** retiresAtMs + decryptWindowMs; Infinity while the key has not retired. */
   readonly expiresAtMs: number;
@@ -35,13 +39,19 @@ export class KeySchedule {
     readonly decryptWindowMs: number,
     /** Names of revoked keys: gone whatever their times say. */
     readonly revokedNames: ReadonlySet<string> = new Set(),
+    /** From this time no key encrypts (a partitioned node); Infinity: issuing never ends. */
+    readonly issuingEndsAtMs = Infinity,
   ) {
     const live = keys
       .filter((key) => !revokedNames.has(keyNameHex(key.name)))
       .sort((a, b) => a.activatesAtMs - b.activatesAtMs || a.publishedAtMs - b.publishedAtMs);
     this.keys = live.map((key, index) => {
       const next = live[index + 1];
-      const retiresAtMs = next ? next.activatesAtMs : Infinity;
+      // A key due to activate after issuing ended never encrypts: it retires at its activation.
+      const retiresAtMs = Math.max(
+        key.activatesAtMs,
+        Math.min(next ? next.activatesAtMs : Infinity, issuingEndsAtMs),
+      );
       return {
         ...key,
         nameHex: keyNameHex(key.name),
@@ -50,6 +60,12 @@ export class KeySchedule {
       };
     });
     this.byName = new Map(this.keys.map((key) => [key.nameHex, key]));
+  }
+
+  /** The same keys with issuing ended at `endsAtMs` (no-op when this schedule already ends sooner). */
+  withIssuingEndedAt(endsAtMs: number): KeySchedule {
+    if (endsAtMs >= this.issuingEndsAtMs) return this;
+    return new KeySchedule(this.keys, this.decryptWindowMs, this.revokedNames, endsAtMs);
   }
 
   /** The key by lower-case hex name, if the set has it (in any state). */
@@ -61,8 +77,9 @@ export class KeySchedule {
     return this.revokedNames.has(nameHex);
   }
 
-  /** The one key that encrypts at `nowMs`: the newest with activatesAt ≤ now. */
+  /** The one key that encrypts at `nowMs`: the newest with activatesAt ≤ now; none once issuing ended. */
   activeAt(nowMs: number): ScheduledKey | undefined {
+    if (nowMs >= this.issuingEndsAtMs) return undefined;
     for (let index = this.keys.length - 1; index >= 0; index--) {
       const key = this.keys[index]!;
       if (key.activatesAtMs <= nowMs) return key;

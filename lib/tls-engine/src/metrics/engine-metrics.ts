@@ -10,6 +10,8 @@ export interface RingMetricsView {
   stalenessMs(): number | undefined;
   /** Name of the key this node encrypts with now, undefined when none is ACTIVE. */
   encryptingKeyName(): Uint8Array | undefined;
+  /** True while the node issues no tickets because the service has been silent too long. */
+  issuingStopped?(): boolean;
 }
 
 /**
@@ -190,6 +192,19 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
       for (const ring of views.keys()) {
         const staleness = latestView(ring)?.stalenessMs();
         if (staleness !== undefined) this.set({ ring }, staleness / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'keyfleet_engine_ticket_issuing_stopped',
+    help: '1 while this node issues no new tickets for the ring: nothing heard from the ticket-key service for its rotation interval plus decrypt window.',
+    labelNames: ['ring'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of views.keys()) {
+        const view = latestView(ring);
+        if (view?.issuingStopped) this.set({ ring }, view.issuingStopped() ? 1 : 0);
       }
     },
   });

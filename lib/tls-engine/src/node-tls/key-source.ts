@@ -1,6 +1,6 @@
 import { KeySchedule, ticketLifetimeHintMs } from '../keys/key-schedule.js';
 import { keyNameHex, type TicketKeyRecord } from '../keys/ticket-key.js';
-import type { RingRules } from '../engine/ticket-key-ring.js';
+import { DEFAULT_ROTATION_INTERVAL_MS, type RingRules } from '../engine/ticket-key-ring.js';
 
 /**
  * Where a TLS server's ticket keys come from: the ring's current schedule, and
@@ -52,6 +52,7 @@ export function staticKeySource(
       new Set([...revoked].map((name) => (typeof name === 'string' ? name.toLowerCase() : keyNameHex(name)))),
     );
   const rulesOf = (rules: Partial<RingRules> = {}): RingRules => ({
+    rotationIntervalMs: rules.rotationIntervalMs ?? DEFAULT_ROTATION_INTERVAL_MS,
     decryptWindowMs,
     ticketLifetimeHintMs: ticketLifetimeHintMs({
       ticketLifetimeMs: rules.ticketLifetimeHintMs ?? 0,

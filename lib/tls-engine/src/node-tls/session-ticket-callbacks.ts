@@ -55,6 +55,7 @@ const RETURN_OF_DECISION: Readonly<Record<number, number>> = {
 };
 
 const NO_RULES: RingRules = {
+  rotationIntervalMs: 0,
   decryptWindowMs: 0,
   ticketLifetimeHintMs: 0,
   maxSessionAgeMs: 0,

@@ -1,102 +1,15 @@
-// KeySetProvider against a real gRPC server on loopback that speaks the
-// TicketKeyService contract (WatchKeySet, AckKeySet) from a key set the test
-// controls, so reconnects, stale epochs and outages can be staged exactly.
+// KeySetProvider against a real gRPC server on loopback (FakeKeyService)
+// that speaks the TicketKeyService contract from a key set the test controls.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
-import {
-  KeySet,
-  TicketKeyServiceClient,
-  TicketKeyServiceService,
-  type AckKeySetRequest,
-  type WatchKeySetRequest,
-  type WatchKeySetResponse,
-} from '@keyfleet/proto';
-import { drainGrpcServer } from '@keyfleet/test-support';
+import { TicketKeyServiceClient } from '@keyfleet/proto';
+import { FakeKeyService, keySet, tinyKeySet } from '../testing/fake-key-service.js';
 import { KeySetProvider } from './key-set-provider.js';
 import { createTicketEngine } from '../engine/ticket-engine.js';
 import { TicketDecision } from '@keyfleet/proto';
-
-const hour = 3_600_000;
-
-function keySet(epoch: number, keyIds: number[], ring = 'edge'): KeySet {
-  return KeySet.fromPartial({
-    ring,
-    epoch,
-    params: { ring, decryptWindowMs: 12 * hour, rotationIntervalMs: hour, propagationMs: 60_000 },
-    keys: keyIds.map((id, index) => ({
-      name: Buffer.alloc(16, id),
-      secret: Buffer.alloc(32, id + 100),
-      publishedAtMs: index * 1000,
-      activatesAtMs: index * 1000,
-    })),
-    serverTimeMs: Date.now(),
-  });
-}
-
-/** A TicketKeyService that streams whatever `state.current` is and records acks and watchers. */
-class FakeKeyService {
-  current: KeySet = keySet(1, [1]);
-  readonly acks: AckKeySetRequest[] = [];
-  readonly streams = new Set<grpc.ServerWritableStream<WatchKeySetRequest, WatchKeySetResponse>>();
-  readonly requests: WatchKeySetRequest[] = [];
-  server: grpc.Server | undefined;
-  port = 0;
-
-  async start(port = 0): Promise<void> {
-    const server = new grpc.Server();
-    const unimplemented = (_: unknown, callback: grpc.sendUnaryData<unknown>) =>
-      callback({ code: grpc.status.UNIMPLEMENTED });
-    server.addService(TicketKeyServiceService, {
-      getKeySet: unimplemented,
-      rotate: unimplemented,
-      revokeKey: unimplemented,
-      putRing: unimplemented,
-      listRings: unimplemented,
-      watchKeySet: (call: grpc.ServerWritableStream<WatchKeySetRequest, WatchKeySetResponse>) => {
-        this.requests.push(call.request);
-        this.streams.add(call);
-        call.write({ keySet: this.current });
-        const heartbeat = setInterval(
-          () => call.write({ heartbeat: { serverTimeMs: Date.now(), epoch: this.current.epoch } }),
-          100,
-        );
-        const done = () => {
-          clearInterval(heartbeat);
-          this.streams.delete(call);
-        };
-        call.on('cancelled', done);
-        call.on('close', done);
-      },
-      ackKeySet: (
-        call: grpc.ServerUnaryCall<AckKeySetRequest, unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ) => {
-        this.acks.push(call.request);
-        callback(null, { epoch: this.current.epoch, ackCoverage: 1 });
-      },
-    });
-    this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-        error ? reject(error) : resolve(bound),
-      ),
-    );
-    this.server = server;
-  }
-
-  push(next: KeySet): void {
-    this.current = next;
-    for (const stream of this.streams) stream.write({ keySet: next });
-  }
-
-  async stop(): Promise<void> {
-    for (const stream of this.streams) stream.end();
-    if (this.server) await drainGrpcServer(this.server, 500);
-    this.server = undefined;
-  }
-}
 
 async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -209,6 +122,58 @@ test('cut off from the service, a node keeps serving from its snapshot, reports 
     await registry.getSingleMetricAsString('keyfleet_engine_encrypting_key_info'),
     new RegExp(`ring="edge",key="${Buffer.alloc(8, 3).toString('hex')}"} 1`),
   );
+});
+
+test('partitioned past rotation interval + decrypt window, a node stops issuing, still opens, and resumes when the service returns', async () => {
+  const registry = new Registry();
+  const { provider: p, problems } = provider(registry);
+  service.push(tinyKeySet(40, [1, 2]));
+  const engine = createTicketEngine({ ring: 'edge', keys: p, metrics: registry });
+  cleanups.push(() => engine.close());
+  await until(() => p.current()?.epoch === 40, 'epoch 40');
+  assert.equal(p.issuingBoundMs(), 2000);
+  const stopped = async () => {
+    const text = await registry.getSingleMetricAsString('keyfleet_engine_ticket_issuing_stopped');
+    return Number(/ring="edge"} (\S+)/.exec(text)?.[1]);
+  };
+  assert.equal(await stopped(), 0);
+  // Heartbeats every 100 ms keep a connected node issuing well past the bound.
+  await sleep(2500);
+  assert.equal(p.issuingStopped, false);
+  const { ticket } = engine.generate(Buffer.from('session'), Buffer.alloc(0));
+
+  const port = service.port;
+  const cutAt = Date.now();
+  await service.stop();
+  await until(() => p.issuingStopped, 'issuing to stop', 5000);
+  const stoppedAfterMs = Date.now() - cutAt;
+  assert.ok(stoppedAfterMs >= 1900, `stopped after ${stoppedAfterMs} ms, not before the 2000 ms bound`);
+  assert.throws(() => engine.generate(Buffer.from('x'), Buffer.alloc(0)), /no ACTIVE key/);
+  assert.equal(p.schedule()?.activeAt(Date.now()), undefined);
+  assert.equal(await stopped(), 1);
+  assert.doesNotMatch(
+    await registry.getSingleMetricAsString('keyfleet_engine_encrypting_key_info'),
+    /ring="edge"/,
+    'no encrypting key is exported',
+  );
+  assert.ok(problems.some((m) => m.includes('no new tickets until it returns')));
+  assert.equal(
+    engine.decrypt(ticket).decision,
+    TicketDecision.USE_RENEW,
+    'a ticket issued before the cut still opens (its key now retired)',
+  );
+  await sleep(1100);
+  assert.equal(
+    engine.decrypt(ticket).decision,
+    TicketDecision.IGNORE_RENEW,
+    'one decrypt window after issuing ended, it no longer opens',
+  );
+
+  await service.start(port);
+  await until(() => !p.issuingStopped, 'issuing to resume');
+  assert.ok(engine.generate(Buffer.from('x'), Buffer.alloc(0)).ticket.length > 0, 'seals again');
+  assert.equal(await stopped(), 0);
+  assert.ok(problems.some((m) => m.includes('issuing again')));
 });
 
 test('a heartbeat naming a newer epoch than the one held reopens the stream and catches up', async () => {

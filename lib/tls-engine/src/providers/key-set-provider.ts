@@ -124,6 +124,15 @@ export type KeySetListener = (keys: TicketKeyRing) => void;
  * heartbeat naming a newer epoch than the one held means the stream missed a
  * set: it is reopened, and the new stream starts with the full current set.
  *
+ * A node cut off from the service stops issuing: once nothing has been heard
+ * for the ring's rotation interval plus its decrypt window, the set served
+ * ends issuing (no key is ACTIVE, so no new tickets), while tickets already
+ * issued still open for one more decrypt window. The rest of the fleet has
+ * rotated, and may have revoked this node's key, since; a node that kept
+ * sealing under it would hand out tickets nobody else opens, or under a key
+ * the operator meant to end. The next message from the service restores it.
+ * Only a provider with a client does this: a set fed by hand never goes stale.
+ *
  * It serves both the ticket engine (`current()`) and node-tls's `attach`
  * (`ring`, `schedule()`, listeners).
  */
@@ -131,8 +140,11 @@ export class KeySetProvider implements TicketKeyRingSource {
   private readonly options: ResolvedKeySetProviderOptions;
   private readonly listeners = new Set<KeySetListener>();
   private keys: TicketKeyRing | undefined;
+  /** `keys`, or `keys` with issuing ended while the service has been silent too long. */
+  private served: TicketKeyRing | undefined;
   private lastMessageAtMs: number | undefined;
   private loop: WatchLoop | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
   private readonly untrack: (() => void) | undefined;
 
   constructor(options: KeySetProviderOptions) {
@@ -141,7 +153,8 @@ export class KeySetProvider implements TicketKeyRingSource {
     this.untrack = metrics?.trackRing(ring, {
       epoch: () => this.keys?.epoch,
       stalenessMs: () => this.stalenessMs(),
-      encryptingKeyName: () => this.keys?.schedule.activeAt(clock())?.name,
+      encryptingKeyName: () => this.served?.schedule.activeAt(clock())?.name,
+      issuingStopped: () => this.issuingStopped,
     });
   }
 
@@ -150,12 +163,23 @@ export class KeySetProvider implements TicketKeyRingSource {
   }
 
   current(): TicketKeyRing | undefined {
-    return this.keys;
+    return this.served;
   }
 
   /** The current schedule: what node-tls's TicketKeySource (attach) reads on each handshake. */
   schedule(): KeySchedule | undefined {
-    return this.keys?.schedule;
+    return this.served?.schedule;
+  }
+
+  /** True while the service has been silent past the bound and no new tickets are issued. */
+  get issuingStopped(): boolean {
+    return this.served !== this.keys;
+  }
+
+  /** How long the service may stay silent before this node stops issuing: rotation interval + decrypt window. */
+  issuingBoundMs(): number | undefined {
+    const rules = this.keys?.rules;
+    return rules && rules.rotationIntervalMs + rules.decryptWindowMs;
   }
 
   /** The ring's rules from the key set held (node-tls applies lifetime, max age and SNI binding). */
@@ -182,7 +206,7 @@ export class KeySetProvider implements TicketKeyRingSource {
 
   /** Applies a key set; returns whether it became the current one. Never throws for a bad set. */
   applyKeySet(keySet: KeySet): boolean {
-    this.lastMessageAtMs = this.options.clock();
+    this.heard();
     if (keySet.ring !== this.options.ring) {
       this.options.onProblem(`ignored a key set for ring "${keySet.ring}", following "${this.options.ring}"`);
       return false;
@@ -191,7 +215,14 @@ export class KeySetProvider implements TicketKeyRingSource {
     if (held && keySet.epoch <= held.epoch) {
       const reset =
         keySet.epoch < held.epoch && !keySet.keys.some((key) => held.schedule.find(keyNameHex(key.name)));
-      if (!reset) return false;
+      if (!reset) {
+        // The service is there and holds nothing newer: the set held is current again.
+        if (this.issuingStopped) {
+          this.resumeIssuing();
+          this.notify();
+        }
+        return false;
+      }
       this.options.onProblem(`ring "${keySet.ring}" was recreated: epoch ${held.epoch} → ${keySet.epoch}`);
     }
     let next: TicketKeyRing;
@@ -201,23 +232,72 @@ export class KeySetProvider implements TicketKeyRingSource {
       this.options.onProblem(`ignored epoch ${keySet.epoch} of ring "${keySet.ring}"`, error as Error);
       return false;
     }
+    if (this.issuingStopped) this.resumeIssuing();
     this.keys = next;
+    this.served = next;
+    this.armSilenceTimer();
     this.acknowledge(next.epoch);
+    this.notify();
+    return true;
+  }
+
+  private notify(): void {
+    const served = this.served;
+    if (!served) return;
     for (const listener of [...this.listeners]) {
       try {
-        listener(next);
+        listener(served);
       } catch (error) {
         this.options.onProblem('a key-set listener threw', error as Error);
       }
     }
-    return true;
+  }
+
+  /** Records a message from the service and restarts the silence countdown. */
+  private heard(): void {
+    this.lastMessageAtMs = this.options.clock();
+    this.armSilenceTimer();
+  }
+
+  private armSilenceTimer(): void {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = undefined;
+    const boundMs = this.issuingBoundMs();
+    if (!this.loop || boundMs === undefined || this.lastMessageAtMs === undefined) return;
+    const endsAtMs = this.lastMessageAtMs + boundMs;
+    this.silenceTimer = setTimeout(
+      () => this.stopIssuing(endsAtMs),
+      Math.max(0, endsAtMs - this.options.clock()),
+    );
+    this.silenceTimer.unref();
+  }
+
+  private stopIssuing(endsAtMs: number): void {
+    const keys = this.keys;
+    if (!keys || this.issuingStopped) return;
+    this.served = { ...keys, schedule: keys.schedule.withIssuingEndedAt(endsAtMs) };
+    this.options.onProblem(
+      `ring "${this.options.ring}": nothing from the ticket-key service for ${Math.round(
+        (this.issuingBoundMs() ?? 0) / 1000,
+      )} s (rotation interval + decrypt window): no new tickets until it returns; issued ones open until their keys expire`,
+    );
+    this.notify();
+  }
+
+  /** Serves the held set again; the caller tells the listeners. */
+  private resumeIssuing(): void {
+    this.served = this.keys;
+    this.options.onProblem(`ring "${this.options.ring}": the service is back, issuing again`);
   }
 
   /** Registers a listener (called at once with the current set, if any) and starts the stream. */
   addListener(listener: KeySetListener): void {
     this.listeners.add(listener);
     if (this.keys) listener(this.keys);
-    if (!this.loop && this.options.client) this.loop = this.startStream(this.options.client);
+    if (!this.loop && this.options.client) {
+      this.loop = this.startStream(this.options.client);
+      this.armSilenceTimer();
+    }
   }
 
   /** Removes a listener; the stream stops with the last one. */
@@ -236,6 +316,8 @@ export class KeySetProvider implements TicketKeyRingSource {
   private stopStream(): void {
     this.loop?.stop();
     this.loop = undefined;
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = undefined;
   }
 
   private startStream(client: KeySetServiceClient): WatchLoop {
@@ -248,7 +330,7 @@ export class KeySetProvider implements TicketKeyRingSource {
           this.applyKeySet(message.keySet);
           return;
         }
-        this.lastMessageAtMs = this.options.clock();
+        this.heard();
         // A heartbeat names the epoch the server holds. Newer than ours means this stream missed
         // a key set: reopen it, and the new stream starts with the full current set.
         const serverEpoch = message.heartbeat?.epoch ?? 0;
@@ -257,6 +339,9 @@ export class KeySetProvider implements TicketKeyRingSource {
             `WatchKeySet for "${ring}" is behind (server epoch ${serverEpoch}, held ${this.keys.epoch}); reopening`,
           );
           stream?.cancel();
+        } else if (this.issuingStopped) {
+          this.resumeIssuing();
+          this.notify();
         }
       },
       onDisconnect: (error, nextAttemptInMs) =>
