@@ -42,3 +42,4 @@ export {
 } from './sync/sync-runner.js';
 export type { ApplyReport, SyncTarget } from './sync/sync-target.js';
 export { parseCommandLine, runReloadCommand, type ReloadResult } from './sync/reload-command.js';
+export { syncMetrics, type SyncMetrics, type SyncStream } from './sync/sync-metrics.js';

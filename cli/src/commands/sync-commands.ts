@@ -1,4 +1,6 @@
 import { Option, type Command } from 'commander';
+import { Registry } from 'prom-client';
+import { startMetricsServer } from '@keyfleet/service-kit';
 import { defaultNodeId } from '@keyfleet/tls-engine';
 import { unary } from '../clients.js';
 import { integerOption } from '../command-context.js';
@@ -9,6 +11,7 @@ import { nginxTarget } from '../sync/nginx-target.js';
 import { parseCommandLine } from '../sync/reload-command.js';
 import { stapleDestinations } from '../sync/staple-destinations.js';
 import { startSyncRunner } from '../sync/sync-runner.js';
+import { syncMetrics, type SyncStream } from '../sync/sync-metrics.js';
 import type { SyncTarget } from '../sync/sync-target.js';
 import { withContext } from './ticket-key-commands.js';
 
@@ -20,6 +23,15 @@ interface CommonSyncOptions {
   reloadCommand?: string;
   nodeId: string;
   once: boolean;
+  metricsAddress?: string;
+}
+
+/** host:port (IPv6 in brackets) → where to listen; throws a usage error naming the option. */
+function listenAddress(text: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw new Error(`--metrics-address: expected host:port, got "${text}"`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -41,7 +53,13 @@ function commonSyncOptions(command: Command): Command {
       'the name this sidecar watches and acknowledges under (default: host name + random, unique per process)',
       defaultNodeId(),
     )
-    .option('--once', 'apply the first key set and staples, then exit (for init containers)', false);
+    .option('--once', 'apply the first key set and staples, then exit (for init containers)', false)
+    .addOption(
+      new Option(
+        '--metrics-address <host:port>',
+        'serve GET /metrics (applied epoch, last success and failure, reload failures, staple age) and /healthz',
+      ).env('KEYFLEET_SYNC_METRICS_ADDRESS'),
+    );
 }
 
 /** Runs a sync target until SIGTERM/SIGINT (or once), logging one JSON line per event. */
@@ -79,7 +97,16 @@ async function runSync(
     }
     return;
   }
+  const streams: SyncStream[] = [
+    ...(options.ring ? ['keys' as const] : []),
+    ...(options.staples ? ['staples' as const] : []),
+  ];
+  const registry = new Registry();
+  const metrics = syncMetrics(registry, target.kind, streams, context.clock);
+  const address = options.metricsAddress ? listenAddress(options.metricsAddress) : undefined;
+  const metricsServer = address ? await startMetricsServer(registry, address.host, address.port) : undefined;
   const runner = startSyncRunner({
+    metrics,
     target,
     ring: options.ring,
     ticketKeys: options.ring ? context.clients.ticketKeys() : undefined,
@@ -89,13 +116,20 @@ async function runSync(
     clock: context.clock,
     log,
   });
-  log({ event: 'sync started', target: target.kind, ring: options.ring, staples: options.staples });
+  log({
+    event: 'sync started',
+    target: target.kind,
+    ring: options.ring,
+    staples: options.staples,
+    ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+  });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   runner.stop();
   await runner.settled();
+  await metricsServer?.stop();
 }
 
 export function addSyncCommands(program: Command, env: NodeJS.ProcessEnv): void {

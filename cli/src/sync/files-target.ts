@@ -1,7 +1,7 @@
 import type { CertificateRecord, KeySet } from '@keyfleet/proto';
 import { removeFileIfPresent, writeFileAtomic } from './atomic-file.js';
 import { nodeTicketKeysFile } from './node-ticket-keys.js';
-import { runReloadCommand } from './reload-command.js';
+import { reloadOnChange } from './reload-command.js';
 import { servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
@@ -21,9 +21,10 @@ export interface FilesTargetOptions {
  * valid one, so nothing expired is ever on disk to be served).
  */
 export function filesTarget(options: FilesTargetOptions): SyncTarget {
+  const reload = reloadOnChange(options.reloadCommand);
   const finish = async (report: ApplyReport): Promise<ApplyReport> => {
-    if (report.changedFiles.length === 0 || options.reloadCommand.length === 0) return report;
-    return { ...report, reloaded: await runReloadCommand(options.reloadCommand) };
+    const reloaded = await reload(report.changedFiles);
+    return reloaded ? { ...report, reloaded } : report;
   };
   return {
     kind: 'files',

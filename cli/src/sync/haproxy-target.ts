@@ -7,7 +7,7 @@ import {
   haproxyTicketKeyPushes,
 } from './haproxy-ticket-keys.js';
 import type { HaproxyRuntimeApi } from './haproxy-runtime-api.js';
-import { runReloadCommand } from './reload-command.js';
+import { reloadOnChange } from './reload-command.js';
 import { servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
@@ -35,9 +35,11 @@ export function haproxyTarget(options: HaproxyTargetOptions): SyncTarget {
   const api = options.runtimeApi;
   // What was last pushed per certificate, so a staple goes over the socket once.
   const pushedStaples = new Map<string, string>();
+  // With the runtime API everything goes in live: the files are for a later restart.
+  const reload = reloadOnChange(api ? [] : options.reloadCommand);
   const reloadIfNeeded = async (report: ApplyReport): Promise<ApplyReport> => {
-    if (api || report.changedFiles.length === 0 || options.reloadCommand.length === 0) return report;
-    return { ...report, reloaded: await runReloadCommand(options.reloadCommand) };
+    const reloaded = await reload(report.changedFiles);
+    return reloaded ? { ...report, reloaded } : report;
   };
   return {
     kind: 'haproxy',

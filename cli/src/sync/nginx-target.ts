@@ -3,7 +3,7 @@ import type { CertificateRecord, KeySet } from '@keyfleet/proto';
 import { writeFileAtomic } from './atomic-file.js';
 import { createFillerKeys, type FillerKey } from './filler-keys.js';
 import { nginxTicketKeyFileName, nginxTicketKeySlots } from './nginx-ticket-keys.js';
-import { runReloadCommand } from './reload-command.js';
+import { reloadOnChange } from './reload-command.js';
 import { OCSP_TRY_LATER_DER, servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
@@ -28,12 +28,13 @@ export interface NginxTargetOptions {
  */
 export function nginxTarget(options: NginxTargetOptions): SyncTarget {
   const filler = options.filler ?? createFillerKeys();
-  const reloadIfChanged = async (changedFiles: string[], droppedKeyNames: readonly string[]) => {
-    if (changedFiles.length === 0 || options.reloadCommand.length === 0) {
-      return { changedFiles, liveUpdates: [], droppedKeyNames };
-    }
-    const reloaded = await runReloadCommand(options.reloadCommand);
-    return { changedFiles, liveUpdates: [], droppedKeyNames, reloaded } satisfies ApplyReport;
+  const reload = reloadOnChange(options.reloadCommand);
+  const reloadIfChanged = async (
+    changedFiles: string[],
+    droppedKeyNames: readonly string[],
+  ): Promise<ApplyReport> => {
+    const reloaded = await reload(changedFiles);
+    return { changedFiles, liveUpdates: [], droppedKeyNames, ...(reloaded ? { reloaded } : {}) };
   };
   return {
     kind: 'nginx',

@@ -24,6 +24,24 @@ export function runReloadCommand(argv: readonly string[], timeoutMs = 30_000): P
 }
 
 /**
+ * Reloads after files changed, and once a reload failed, again at every
+ * later apply until one succeeds, changed files or not: the files on disk are
+ * new, the terminator still runs the old ones. Undefined: nothing to reload
+ * (no command, or nothing changed and nothing owed).
+ */
+export function reloadOnChange(
+  argv: readonly string[],
+): (changedFiles: readonly string[]) => Promise<ReloadResult | undefined> {
+  let owed = false;
+  return async (changedFiles) => {
+    if (argv.length === 0 || (changedFiles.length === 0 && !owed)) return undefined;
+    const result = await runReloadCommand(argv);
+    owed = !result.ok;
+    return result;
+  };
+}
+
+/**
  * A reload command as given on the command line: a JSON array of strings
  * (`["sh","-c","kill -HUP $(cat /run/nginx.pid)"]`) taken as it is, or else
  * words split on whitespace (no shell quoting).

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CertificateRecord, KeySet, TicketKeyServiceClient, StapleServiceClient } from '@keyfleet/proto';
+import { Registry } from 'prom-client';
 import { startSyncRunner, type SyncEvent } from './sync-runner.js';
+import { syncMetrics } from './sync-metrics.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
 import { hexName, testKey, testKeySet } from '../../test/key-sets.js';
 import { ticketKeyOrderAt } from './ticket-key-order.js';
@@ -36,6 +38,19 @@ function recordingTarget() {
   return { target, keyApplies, stapleApplies };
 }
 
+/** A ticket-key client whose WatchKeySet is `stream` and whose AckKeySet records each request. */
+function ackingTicketKeys(stream: FakeStream) {
+  const acks: { ring: string; nodeId: string; epoch: number }[] = [];
+  const client = {
+    watchKeySet: () => stream,
+    ackKeySet: (request: (typeof acks)[number], callback: (error: null) => void) => {
+      acks.push(request);
+      callback(null);
+    },
+  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  return { client, acks };
+}
+
 async function until(what: string, probe: () => boolean) {
   for (let i = 0; i < 500 && !probe(); i++) await sleep(10);
   assert.ok(probe(), what);
@@ -43,17 +58,7 @@ async function until(what: string, probe: () => boolean) {
 
 test('applies each key set, re-applies by itself when the next key activates, and acks the epoch', async () => {
   const stream = new FakeStream();
-  const acks: { ring: string; nodeId: string; epoch: number }[] = [];
-  const ticketKeys = {
-    watchKeySet: () => stream,
-    ackKeySet: (
-      request: { ring: string; nodeId: string; epoch: number },
-      callback: (error: null) => void,
-    ) => {
-      acks.push(request);
-      callback(null);
-    },
-  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const { client: ticketKeys, acks } = ackingTicketKeys(stream);
   const { target, keyApplies } = recordingTarget();
   const events: SyncEvent[] = [];
   const now = Date.now();
@@ -145,14 +150,8 @@ test('a failing apply is logged and retried on its own, without a new message', 
     },
   };
   const events: SyncEvent[] = [];
-  const acks: number[] = [];
-  const ticketKeys = {
-    watchKeySet: () => stream,
-    ackKeySet: (request: { epoch: number }, callback: (error: null) => void) => {
-      acks.push(request.epoch);
-      callback(null);
-    },
-  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const { client: ticketKeys, acks: ackRequests } = ackingTicketKeys(stream);
+  const acks = () => ackRequests.map((request) => request.epoch);
   const runner = startSyncRunner({
     target,
     ring: 'edge',
@@ -171,7 +170,68 @@ test('a failing apply is logged and retried on its own, without a new message', 
       events.filter((event) => event.event === 'apply failed').map((event) => event.error),
       ['disk full'],
     );
-    assert.deepEqual(acks, [1], 'acknowledged only once applied');
+    assert.deepEqual(acks(), [1], 'acknowledged only once applied');
+  } finally {
+    runner.stop();
+  }
+});
+
+test('a failed reload is a failed apply: counted, not acknowledged, retried (reload included) until it works', async () => {
+  const stream = new FakeStream();
+  let reloads = 0;
+  const target: SyncTarget = {
+    kind: 'nginx',
+    async applyKeySet() {
+      reloads++;
+      // The files changed on the first apply only; the reload is owed after that.
+      return {
+        changedFiles: reloads === 1 ? ['key-0.key'] : [],
+        liveUpdates: [],
+        droppedKeyNames: [],
+        reloaded:
+          reloads === 1 ? { ok: false, output: 'nginx: [emerg] bad config' } : { ok: true, output: '' },
+      };
+    },
+    async applyStaples() {
+      return { changedFiles: [], liveUpdates: [], droppedKeyNames: [] };
+    },
+  };
+  const { client: ticketKeys, acks: ackRequests } = ackingTicketKeys(stream);
+  const acks = () => ackRequests.map((request) => request.epoch);
+  const registry = new Registry();
+  const events: SyncEvent[] = [];
+  const runner = startSyncRunner({
+    target,
+    ring: 'edge',
+    ticketKeys,
+    staples: undefined,
+    certificateIds: [],
+    nodeId: 'n',
+    clock: Date.now,
+    log: (event) => events.push(event),
+    metrics: syncMetrics(registry, 'nginx', ['keys'], Date.now),
+  });
+  const value = async (name: string) =>
+    Number(/^\S+ (\S+)$/m.exec((await registry.getSingleMetricAsString(name)).replace(/^#.*$/gm, ''))?.[1]);
+  try {
+    stream.emit('data', { keySet: testKeySet([testKey(1, 0, 0)]) });
+    await until('the failed reload', () => events.some((event) => event.event === 'reload failed'));
+    await sleep(10);
+    assert.deepEqual(acks(), [], 'not acknowledged while nginx runs the old keys');
+    assert.equal(await value('keyfleet_sync_reload_failures_total'), 1);
+    assert.equal(await value('keyfleet_sync_apply_failures_total'), 1);
+    assert.ok((await value('keyfleet_sync_last_failure_timestamp_seconds')) > 0);
+    assert.equal(await value('keyfleet_sync_last_success_timestamp_seconds'), 0);
+    assert.doesNotMatch(await registry.getSingleMetricAsString('keyfleet_sync_applied_epoch'), /edge/);
+
+    await until('retried after 1 s', () => reloads >= 2);
+    await runner.settled();
+    assert.deepEqual(acks(), [1], 'acknowledged once the reload worked');
+    assert.ok((await value('keyfleet_sync_last_success_timestamp_seconds')) > 0);
+    assert.match(
+      await registry.getSingleMetricAsString('keyfleet_sync_applied_epoch'),
+      /keyfleet_sync_applied_epoch\{target="nginx",ring="edge"\} 1/,
+    );
   } finally {
     runner.stop();
   }
@@ -179,10 +239,7 @@ test('a failing apply is logged and retried on its own, without a new message', 
 
 test('a key set at a lower epoch than the one held is ignored, never applied', async () => {
   const stream = new FakeStream();
-  const ticketKeys = {
-    watchKeySet: () => stream,
-    ackKeySet: (_request: unknown, callback: (error: null) => void) => callback(null),
-  } as unknown as Pick<TicketKeyServiceClient, 'watchKeySet' | 'ackKeySet'>;
+  const { client: ticketKeys } = ackingTicketKeys(stream);
   const { target, keyApplies } = recordingTarget();
   const events: SyncEvent[] = [];
   const now = Date.now();

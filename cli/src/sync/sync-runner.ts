@@ -7,6 +7,7 @@ import type {
   WatchStaplesResponse,
 } from '@keyfleet/proto';
 import { startWatchLoop, type WatchLoop } from '@keyfleet/tls-engine';
+import type { SyncMetrics } from './sync-metrics.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
 import { nextTransitionMs } from './ticket-key-order.js';
 
@@ -25,6 +26,8 @@ export interface SyncRunnerOptions {
   readonly nodeId: string;
   readonly clock: () => number;
   readonly log: (event: SyncEvent) => void;
+  /** Applied epoch, last success and failure, reload failures, staple ages. Default: none. */
+  readonly metrics?: SyncMetrics;
 }
 
 export interface SyncRunner {
@@ -40,7 +43,9 @@ export interface SyncRunner {
  * a key activates or expires or a staple passes its nextUpdate, because the
  * files are a function of the time as well as of the set. After a key set is
  * in place it acknowledges the epoch, so the service's ack coverage counts
- * this terminator too.
+ * this terminator too. A reload that fails is a failed apply: the terminator
+ * still runs the old files, so the epoch is not acknowledged, and the apply
+ * (reload included) is retried with backoff.
  */
 export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
   const loops: WatchLoop[] = [];
@@ -63,6 +68,8 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
     });
     if (result.reloaded && !result.reloaded.ok) {
       options.log({ event: 'reload failed', target: options.target.kind, output: result.reloaded.output });
+      options.metrics?.reloadFailed();
+      throw new Error(`${what}: the reload failed`);
     }
   };
   // Timers are capped so a far-off transition is re-checked after clock jumps.
@@ -91,10 +98,13 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
       try {
         report('key set', await options.target.applyKeySet(current, nowMs));
       } catch (error) {
+        options.metrics?.failed('keys', options.clock());
         keyTimer = setTimeout(applyKeys, retryDelayMs(keyFailures++));
         throw error;
       }
       keyFailures = 0;
+      options.metrics?.succeeded('keys', options.clock());
+      options.metrics?.keySetApplied(current.ring, current.epoch);
       keyTimer = armTimer(nextTransitionMs(current, nowMs), applyKeys);
       options.ticketKeys?.ackKeySet(
         { ring: current.ring, nodeId: options.nodeId, epoch: current.epoch },
@@ -111,10 +121,13 @@ export function startSyncRunner(options: SyncRunnerOptions): SyncRunner {
       try {
         report('staples', await options.target.applyStaples(records, nowMs));
       } catch (error) {
+        options.metrics?.failed('staples', options.clock());
         stapleTimer = setTimeout(applyStaples, retryDelayMs(stapleFailures++));
         throw error;
       }
       stapleFailures = 0;
+      options.metrics?.succeeded('staples', options.clock());
+      options.metrics?.staplesApplied(records);
       const expiries = records.map((record) => record.staple?.nextUpdateMs ?? 0).filter((at) => at > nowMs);
       stapleTimer = armTimer(expiries.length ? Math.min(...expiries) : undefined, applyStaples);
     });

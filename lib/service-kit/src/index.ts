@@ -50,6 +50,7 @@ export {
   type UnaryHandler,
 } from './service-server.js';
 export { startMetricsServer, type MetricsServer } from './metrics-http.js';
+export { createGrpcServerMetrics, createRedisUpGauge, type GrpcServerMetrics } from './service-metrics.js';
 export {
   closeRedis,
   connectRedis,

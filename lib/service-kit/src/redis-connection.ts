@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
+import { createRedisUpGauge } from './service-metrics.js';
 
 /** How long one Redis command may take before it fails (and the caller answers UNAVAILABLE or from cache). */
 export const redisCommandTimeoutMs = 2000;
@@ -22,11 +23,7 @@ export function connectRedis(
   logger: Logger,
   options: RedisOptions = {},
 ): Redis {
-  const up = new Gauge({
-    name: 'keyfleet_redis_up',
-    help: '1 while the service is connected to Redis, else 0.',
-    registers: [registry],
-  });
+  const up = createRedisUpGauge(registry);
   const redis = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,

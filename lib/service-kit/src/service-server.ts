@@ -2,13 +2,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { protoFiles, protoRoot } from '@keyfleet/proto';
 import { ErrorCode, KeyfleetError } from './keyfleet-error.js';
 import { statusName, toServiceError } from './grpc-status.js';
 import { adminAccess, subjectAltNames, type Access, type Grant } from './client-roles.js';
 import type { ServerSecurity } from './server-security.js';
 import type { Logger } from './logger.js';
+import { createGrpcServerMetrics } from './service-metrics.js';
 
 /** The part of a server call every call kind shares. */
 type SurfaceCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
@@ -171,19 +172,7 @@ function checkAccess(name: string, rule: MethodAccess, request: unknown, identit
 /** Starts a gRPC server with health, reflection, roles, metrics and error mapping around every handler. */
 export async function startServiceServer(options: ServiceServerOptions): Promise<RunningServiceServer> {
   const { security, registry, logger } = options;
-  const requests = new Counter({
-    name: 'keyfleet_grpc_requests_total',
-    help: 'gRPC calls handled, by service, method and status code.',
-    labelNames: ['service', 'method', 'code'] as const,
-    registers: [registry],
-  });
-  const durations = new Histogram({
-    name: 'keyfleet_grpc_request_duration_seconds',
-    help: 'Time to answer unary gRPC calls.',
-    labelNames: ['service', 'method'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [registry],
-  });
+  const { requests, durations, streamsRejected } = createGrpcServerMetrics(registry);
   const limits: StreamLimits = { ...defaultStreamLimits, ...options.limits };
   const shutdown = new AbortController();
   const server = new grpc.Server({
@@ -195,12 +184,6 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
   });
   /** identity → open server streams */
   const openStreams = new Map<string, number>();
-  const streamsRejected = new Counter({
-    name: 'keyfleet_grpc_streams_rejected_total',
-    help: 'Server streams refused because the caller holds its quota of open streams.',
-    labelNames: ['service', 'method'] as const,
-    registers: [registry],
-  });
 
   for (const binding of options.services) {
     const implementation: grpc.UntypedServiceImplementation = {};

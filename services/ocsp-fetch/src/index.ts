@@ -16,3 +16,4 @@ export { compileOcspFetchConfig, type OcspFetchConfig } from './config/ocsp-fetc
 export { FetchResult } from '@keyfleet/tls-engine';
 export type { CertIdHash } from './ocsp/ocsp-request.js';
 export type { RefreshPolicy } from './refresh/refresh-schedule.js';
+export { createOcspMetrics, type OcspMetrics, type RegistryView } from './metrics/ocsp-metrics.js';

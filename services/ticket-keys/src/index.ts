@@ -29,3 +29,8 @@ export {
   createTicketServiceBinding,
   type TicketServiceBindingOptions,
 } from './keyless/ticket-service-binding.js';
+export {
+  createTicketKeysMetrics,
+  type TicketKeysMetrics,
+  type TicketKeysMetricsSource,
+} from './metrics/ticket-keys-metrics.js';
