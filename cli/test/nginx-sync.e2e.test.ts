@@ -20,6 +20,7 @@ import {
   type RunningProcess,
   type TestPki,
 } from '@keyfleet/test-support';
+import { createFillerKeys } from '../src/sync/filler-keys.js';
 import { nginxTarget } from '../src/sync/nginx-target.js';
 import { nginxTicketKeyFileName } from '../src/sync/nginx-ticket-keys.js';
 import { stapleDestinations } from '../src/sync/staple-destinations.js';
@@ -92,15 +93,23 @@ async function startNginx(index: number): Promise<NginxInstance> {
   const port = await freePort();
   const conf = path.join(dir, 'nginx.conf');
   writeFileSync(conf, nginxConf(dir, port, pki.leaf.chainPath, pki.leaf.keyPath));
-  const target = nginxTarget({
+  const targetOptions = {
     keyDir: path.join(dir, 'keys'),
     slotCount: SLOTS,
-    reloadCommand: ['nginx', '-p', dir, '-c', conf, '-s', 'reload'],
     staples: stapleDestinations({ certificatePaths: [pki.leaf.chainPath] }),
+    // One set of filler keys for both, as one sidecar process would draw.
+    filler: createFillerKeys(),
+  };
+  // nginx refuses to start without the files its config names: write them
+  // first without a reload, as the init container does (`sync nginx --once
+  // --reload-command ''`); a reload that failed would be owed to the next apply.
+  const init = nginxTarget({ ...targetOptions, reloadCommand: [] });
+  await init.applyKeySet(stage1.set, stage1.at);
+  await init.applyStaples([fetchStapleRecord(pki, pki.leaf, Date.now() + hourMs)], Date.now());
+  const target = nginxTarget({
+    ...targetOptions,
+    reloadCommand: ['nginx', '-p', dir, '-c', conf, '-s', 'reload'],
   });
-  // nginx refuses to start without the files its config names: write first.
-  await target.applyKeySet(stage1.set, stage1.at);
-  await target.applyStaples([fetchStapleRecord(pki, pki.leaf, Date.now() + hourMs)], Date.now());
   const process = startProcess('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;']);
   await waitForListening(port).catch((error: Error) => {
     throw new Error(`nginx did not start: ${process.output()}`, { cause: error });

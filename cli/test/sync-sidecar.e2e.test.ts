@@ -40,6 +40,8 @@ let address: string;
 let pki: TestPki;
 const processes: RunningProcess[] = [];
 const sidecars: ChildProcess[] = [];
+/** The nginx sidecar's log lines (JSON), to find its metrics port. */
+let nginxSidecarLines: string[] = [];
 let nginxPort: number;
 let haproxyPort: number;
 
@@ -154,15 +156,19 @@ frontend tls
 
   // The long-running sidecars.
   const global = ['--ticket-keys', address];
+  const nginxSidecar = spawnCli([
+    ...global,
+    ...nginxSync,
+    '--node-id',
+    'nginx-1',
+    '--reload-command',
+    `nginx -p ${nginxDir} -c ${nginxConf} -s reload`,
+    '--metrics-address',
+    '127.0.0.1:0',
+  ]);
+  nginxSidecarLines = nginxSidecar.lines;
   sidecars.push(
-    spawnCli([
-      ...global,
-      ...nginxSync,
-      '--node-id',
-      'nginx-1',
-      '--reload-command',
-      `nginx -p ${nginxDir} -c ${nginxConf} -s reload`,
-    ]).child,
+    nginxSidecar.child,
     spawnCli([
       ...global,
       ...[
@@ -263,6 +269,26 @@ test('a CLI rotation reaches both terminators once the key activates; old ticket
     const ring = status.json<{ rings: { watchers: number; ackCoverage: number }[] }>().rings[0]!;
     return ring.watchers >= 2 && ring.ackCoverage === 1;
   });
+
+  // The nginx sidecar says so on /metrics: the epoch nginx runs, when, and no failed reload.
+  const started = nginxSidecarLines
+    .map((line) =>
+      line.startsWith('{') ? (JSON.parse(line) as { event?: string; metricsPort?: number }) : {},
+    )
+    .find((event) => event.event === 'sync started');
+  assert.ok(started?.metricsPort, nginxSidecarLines.join('\n'));
+  const status = await cli('status', '--ring', 'edge', '--no-staples');
+  const epoch = status.json<{ rings: { keySet: { epoch: number } }[] }>().rings[0]!.keySet.epoch;
+  const metrics = await (await fetch(`http://127.0.0.1:${started.metricsPort}/metrics`)).text();
+  assert.match(
+    metrics,
+    new RegExp(`keyfleet_sync_applied_epoch\\{target="nginx",ring="edge"\\} ${epoch}\\n`),
+  );
+  assert.match(metrics, /keyfleet_sync_reload_failures_total\{target="nginx"\} 0\n/);
+  const lastSuccess = Number(
+    /keyfleet_sync_last_success_timestamp_seconds\{target="nginx",stream="keys"\} (\S+)/.exec(metrics)?.[1],
+  );
+  assert.ok(Date.now() / 1000 - lastSuccess < 60, `last success ${lastSuccess}`);
 });
 
 test('a CLI revocation reaches both terminators: tickets under the revoked key stop resuming', async () => {
