@@ -92,11 +92,27 @@ async function start(
   });
   try {
     await waitForListening(metricsPort, 30_000);
+    // A service listens before it is ready (it is live while it first reads
+    // Redis): calls made before /readyz answers 200 may get UNAVAILABLE.
+    if (name !== 'engine node') await waitForReady(metricsPort, 30_000);
   } catch (error) {
     await running.kill();
     throw new Error(`${name} did not start:\n${running.output()}`, { cause: error });
   }
   return { name, process: running, grpcPort, metricsPort };
+}
+
+async function waitForReady(metricsPort: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
+      (response) => response.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`/readyz answered ${status} for ${timeoutMs} ms`);
+    await sleep(50);
+  }
 }
 
 /** Sends `signal` and resolves with the exit code and how long the exit took. */
