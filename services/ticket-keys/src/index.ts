@@ -25,6 +25,7 @@ export { KekRing, ensureDevKekFile, loadKekFile, newKekLine, parseKekFile, type 
 export { KeyStore, type RotateOutcome } from './store/key-store.js';
 export { redisKeys, defaultKeyPrefix, type RedisKeys, type RingKeys } from './store/redis-keys.js';
 export { rewrapAllKeys } from './cli/rewrap.js';
+export { rotationQueueName } from './job/rotation-scheduler.js';
 export {
   createTicketServiceBinding,
   type TicketServiceBindingOptions,

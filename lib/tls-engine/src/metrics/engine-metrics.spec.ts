@@ -39,9 +39,13 @@ test('epoch, staleness and encrypting key are read from tracked rings at scrape 
     epoch: () => epoch,
     stalenessMs: () => 2500,
     encryptingKeyName: () => new Uint8Array(16).fill(1),
+    issuingBoundMs: () => 20_000,
   });
   assert.deepEqual(await lines(registry, 'keyfleet_engine_key_set_epoch'), [
     'keyfleet_engine_key_set_epoch{ring="edge"} 4',
+  ]);
+  assert.deepEqual(await lines(registry, 'keyfleet_engine_ticket_issuing_bound_seconds'), [
+    'keyfleet_engine_ticket_issuing_bound_seconds{ring="edge"} 20',
   ]);
   assert.deepEqual(await lines(registry, 'keyfleet_engine_key_set_staleness_seconds'), [
     'keyfleet_engine_key_set_staleness_seconds{ring="edge"} 2.5',

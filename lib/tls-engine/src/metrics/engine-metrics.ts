@@ -12,6 +12,8 @@ export interface RingMetricsView {
   encryptingKeyName(): Uint8Array | undefined;
   /** True while the node issues no tickets because the service has been silent too long. */
   issuingStopped?(): boolean;
+  /** How long the service may stay silent before issuing stops (ms), undefined before the first key set. */
+  issuingBoundMs?(): number | undefined;
 }
 
 /**
@@ -205,6 +207,21 @@ function createEngineMetrics(registry: Registry): EngineMetrics {
       for (const ring of views.keys()) {
         const view = latestView(ring);
         if (view?.issuingStopped) this.set({ ring }, view.issuingStopped() ? 1 : 0);
+      }
+    },
+  });
+  // The staleness alert's threshold is a share of this bound, so it warns
+  // well before issuing stops on rings with short and long windows alike.
+  new Gauge({
+    name: 'keyfleet_engine_ticket_issuing_bound_seconds',
+    help: 'Seconds of silence from the ticket-key service after which this node stops issuing tickets for the ring (its rotation interval plus decrypt window).',
+    labelNames: ['ring'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ring of views.keys()) {
+        const boundMs = latestView(ring)?.issuingBoundMs?.();
+        if (boundMs !== undefined) this.set({ ring }, boundMs / 1000);
       }
     },
   });

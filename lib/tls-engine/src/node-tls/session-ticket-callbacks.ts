@@ -89,6 +89,11 @@ export function sessionTicketCallbacks(options: SessionTicketCallbackOptions): S
     generate: metrics.ticketCallbackErrors.labels({ ring, callback: 'generate' }),
     decrypt: metrics.ticketCallbackErrors.labels({ ring, callback: 'decrypt' }),
   };
+  // Exported at 0 from the start: increase() in the alerts and panels cannot
+  // see the first error of a series that appears already at 1.
+  errors.generate.inc(0);
+  errors.decrypt.inc(0);
+  metrics.illegalDecisions.inc({ ring }, 0);
   let lastLoggedMs = -Infinity;
   const report = (callback: 'generate' | 'decrypt', error: unknown) => {
     errors[callback].inc();

@@ -155,6 +155,7 @@ export class KeySetProvider implements TicketKeyRingSource {
       stalenessMs: () => this.stalenessMs(),
       encryptingKeyName: () => this.served?.schedule.activeAt(clock())?.name,
       issuingStopped: () => this.issuingStopped,
+      issuingBoundMs: () => this.issuingBoundMs(),
     });
   }
 

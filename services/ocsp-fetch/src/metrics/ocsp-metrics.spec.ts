@@ -81,6 +81,7 @@ test('gauges are computed from the registry view at scrape time; counters as fet
   assert.equal(a, 'aaaaaaaaaaaaaaaa');
   assert.deepEqual(await values('keyfleet_ocsp_staple_seconds_until_next_update'), { [a]: 120, [b]: 120 });
   assert.deepEqual(await values('keyfleet_ocsp_staple_age_seconds'), { [a]: 60, [b]: 60 });
+  assert.deepEqual(await values('keyfleet_ocsp_staple_validity_seconds'), { [a]: 180, [b]: 180 });
   assert.deepEqual(await values('keyfleet_ocsp_staple_revoked'), { [a]: 0, [b]: 1 });
   assert.deepEqual(await values('keyfleet_ocsp_fetches_total'), {
     'http://ocsp.test,ok': 1,

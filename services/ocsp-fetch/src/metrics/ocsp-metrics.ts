@@ -72,6 +72,20 @@ export function createOcspMetrics(registry: Registry, view: RegistryView, clock:
       );
     },
   });
+  // The expiry alert's threshold is a share of this: a staple is refreshed
+  // at half its validity whether the CA signs for an hour or for a week.
+  new Gauge({
+    name: 'keyfleet_ocsp_staple_validity_seconds',
+    help: "Seconds from the served staple's thisUpdate to its nextUpdate (capped at the responder certificate's notAfter).",
+    labelNames: ['certificate'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachServable((c, label) =>
+        this.set({ certificate: label }, (c.staple!.nextUpdateMs - c.staple!.thisUpdateMs) / 1000),
+      );
+    },
+  });
   new Gauge({
     name: 'keyfleet_ocsp_staple_age_seconds',
     help: "Seconds since the served staple's thisUpdate.",

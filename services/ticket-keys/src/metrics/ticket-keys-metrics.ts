@@ -58,6 +58,13 @@ export function createTicketKeysMetrics(
     'Share of live watchers (fleet-wide) on the newest epoch.',
     (state) => source.ackCoverage(state.params.ring),
   );
+  // The alerts compare rotation and key age with each ring's own interval,
+  // so one rule serves a ring that rotates hourly and one that rotates daily.
+  perRing(
+    'keyfleet_ring_rotation_interval_seconds',
+    "The ring's rotation interval (its parameters), seconds.",
+    (state) => state.params.rotationIntervalMs / 1000,
+  );
   perRing(
     'keyfleet_last_rotation_timestamp_seconds',
     'When the ring last published a key, Unix seconds.',
@@ -85,30 +92,37 @@ export function createTicketKeysMetrics(
       }
     },
   });
+  // Every ring's counters exist at 0 from its first scrape: increase() in the
+  // alerts cannot see the first event of a series that appears already at 1.
+  const perRingCounter = (name: string, help: string) =>
+    new Counter<'ring'>({
+      name,
+      help,
+      labelNames: ['ring'] as const,
+      registers: [registry],
+      collect() {
+        for (const state of source.rings()) this.inc({ ring: state.params.ring }, 0);
+      },
+    });
   return {
     rotations: new Counter({
       name: 'keyfleet_rotations_total',
       help: 'Rotations by ring and result (ok, conflict, error, skipped).',
       labelNames: ['ring', 'result'] as const,
       registers: [registry],
+      collect() {
+        for (const state of source.rings())
+          for (const result of ['ok', 'error']) this.inc({ ring: state.params.ring, result }, 0);
+      },
     }),
-    revocations: new Counter({
-      name: 'keyfleet_revocations_total',
-      help: 'Keys revoked, by ring.',
-      labelNames: ['ring'] as const,
-      registers: [registry],
-    }),
-    unreadableRecords: new Counter({
-      name: 'keyfleet_key_records_unreadable_total',
-      help: 'Reads that left out a key record which did not parse or open (tampered with, or an unknown KEK).',
-      labelNames: ['ring'] as const,
-      registers: [registry],
-    }),
-    epochRegressions: new Counter({
-      name: 'keyfleet_epoch_regressions_total',
-      help: 'Times Redis held a ring older than this replica had seen and the merged state was written back.',
-      labelNames: ['ring'] as const,
-      registers: [registry],
-    }),
+    revocations: perRingCounter('keyfleet_revocations_total', 'Keys revoked, by ring.'),
+    unreadableRecords: perRingCounter(
+      'keyfleet_key_records_unreadable_total',
+      'Reads that left out a key record which did not parse or open (tampered with, or an unknown KEK).',
+    ),
+    epochRegressions: perRingCounter(
+      'keyfleet_epoch_regressions_total',
+      'Times Redis held a ring older than this replica had seen and the merged state was written back.',
+    ),
   };
 }
