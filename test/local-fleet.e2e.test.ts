@@ -8,7 +8,7 @@
 // directory leaves one registered certificate, not one per start.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,32 +22,26 @@ import {
   TicketStatus,
 } from '@keyfleet/proto';
 import {
-  freePort,
+  localFleetEnvironment,
   makeTempDir,
+  startLocalFleet,
   runSClient,
   sessionTicketKeyName,
+  type LocalFleet,
+  type LocalFleetPorts,
   type SClientOptions,
   type TlsVersion,
 } from '@keyfleet/test-support';
 
 const root = path.resolve(import.meta.dirname, '..');
 const state = makeTempDir('fleet');
+let fleet: LocalFleet;
 let stack: ChildProcess;
-let output = '';
+/** What npm start printed so far. */
+const output = () => fleet.output();
 let caFile = '';
-const ports: Record<string, number> = {};
+let ports: LocalFleetPorts;
 let stackEnv: NodeJS.ProcessEnv = {};
-
-async function untilOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(output);
-    if (match) return match;
-    if (stack.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${output}`);
-    await sleep(100);
-  }
-}
 
 /**
  * Exactly the README's command, npm included. `ownGroup`: in a process group
@@ -55,17 +49,9 @@ async function untilOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMa
  * Ctrl-C's SIGINT to the whole group the way a terminal does.
  */
 async function startStack(ownGroup = false): Promise<void> {
-  output = '';
-  stack = spawn('npm', ['start'], {
-    cwd: root,
-    env: stackEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: ownGroup,
-  });
-  stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await untilOutput(/^ready\. Ctrl-C stops everything\.$/m, 90_000);
-  caFile = (await untilOutput(/-CAfile (\S+)/, 1000))[1]!;
+  fleet = await startLocalFleet(stackEnv, { ownGroup });
+  stack = fleet.child;
+  caFile = (await fleet.untilOutput(/-CAfile (\S+)/, 1000))[1]!;
 }
 
 /** The environment of a second terminal: nothing keyfleet-specific but what the banner says. */
@@ -79,8 +65,8 @@ function plainEnv(): NodeJS.ProcessEnv {
 
 /** Runs the banner's CLI command as printed, in a shell, from a second terminal. */
 function runBannerCommand(extra = ''): { status: number | null; stdout: string; stderr: string } {
-  const command = (/^ {2}((?:KEYFLEET_STATE_DIR=\S+ )?npm run keyfleet -- status)$/m.exec(output) ?? [])[1];
-  assert.ok(command, `the banner shows a CLI command:\n${output}`);
+  const command = (/^ {2}((?:KEYFLEET_STATE_DIR=\S+ )?npm run keyfleet -- status)$/m.exec(output()) ?? [])[1];
+  assert.ok(command, `the banner shows a CLI command:\n${output()}`);
   const result = spawnSync('sh', ['-c', `${command}${extra}`], {
     cwd: root,
     env: plainEnv(),
@@ -99,7 +85,7 @@ async function stopStackWithin5s(to: 'npm' | 'group'): Promise<number> {
   const sentAt = performance.now();
   if (to === 'group') process.kill(-stack.pid!, 'SIGINT');
   else stack.kill('SIGINT');
-  assert.equal(await exited, 0, output.slice(-3000));
+  assert.equal(await exited, 0, output().slice(-3000));
   // pgrep exits 1 when nothing matches (it never matches itself).
   const leftovers = () => spawnSync('pgrep', ['-f', state.path], { encoding: 'utf8' }).stdout.trim();
   const listening = () =>
@@ -148,7 +134,7 @@ function keyfleet(...args: string[]): unknown {
 
 const session = (name: string) => path.join(state.path, `${name}.pem`);
 const connect = (node: 'nodeA' | 'nodeB', options: Omit<SClientOptions, 'port'>) =>
-  runSClient({ port: ports[node]!, serverName: 'localhost', caFile, ...options });
+  runSClient({ port: ports[node], serverName: 'localhost', caFile, ...options });
 
 /** A fresh session from node A, with the name of the key its ticket is sealed under. */
 async function freshTicket(name: string, tls: TlsVersion = '1.2') {
@@ -160,35 +146,7 @@ async function freshTicket(name: string, tls: TlsVersion = '1.2') {
 }
 
 before(async () => {
-  for (const name of [
-    'redis',
-    'ticketKeys',
-    'ticketKeysMetrics',
-    'ocspFetch',
-    'ocspFetchMetrics',
-    'responder',
-    'nodeA',
-    'nodeAMetrics',
-    'nodeB',
-    'nodeBMetrics',
-  ]) {
-    ports[name] = await freePort();
-  }
-  stackEnv = {
-    ...process.env,
-    KEYFLEET_STATE_DIR: state.path,
-    KEYFLEET_DEV_REDIS_PORT: String(ports.redis),
-    KEYFLEET_DEV_TICKET_KEYS: `127.0.0.1:${ports.ticketKeys}`,
-    KEYFLEET_DEV_TICKET_KEYS_METRICS: `127.0.0.1:${ports.ticketKeysMetrics}`,
-    KEYFLEET_DEV_OCSP_FETCH: `127.0.0.1:${ports.ocspFetch}`,
-    KEYFLEET_DEV_OCSP_FETCH_METRICS: `127.0.0.1:${ports.ocspFetchMetrics}`,
-    KEYFLEET_DEV_OCSP_RESPONDER_PORT: String(ports.responder),
-    KEYFLEET_DEV_NODE_A: `127.0.0.1:${ports.nodeA}`,
-    KEYFLEET_DEV_NODE_A_METRICS: `127.0.0.1:${ports.nodeAMetrics}`,
-    KEYFLEET_DEV_NODE_B: `127.0.0.1:${ports.nodeB}`,
-    KEYFLEET_DEV_NODE_B_METRICS: `127.0.0.1:${ports.nodeBMetrics}`,
-  };
-  delete stackEnv.REDIS_URL;
+  ({ ports, env: stackEnv } = await localFleetEnvironment(state.path));
   await startStack();
 });
 
@@ -207,10 +165,10 @@ after(async () => {
 
 test('the start command prints where every part listens', () => {
   for (const part of ['redis', 'ticket-keys', 'ocsp-fetch', 'ocsp', 'registered', 'node-a', 'node-b']) {
-    assert.match(output, new RegExp(`^  ${part} +\\S`, 'm'), part);
+    assert.match(output(), new RegExp(`^  ${part} +\\S`, 'm'), part);
   }
-  assert.match(output, new RegExp(`https://127\\.0\\.0\\.1:${ports.nodeA} `));
-  assert.match(output, new RegExp(`gRPC 127\\.0\\.0\\.1:${ports.ticketKeys}`));
+  assert.match(output(), new RegExp(`https://127\\.0\\.0\\.1:${ports.nodeA} `));
+  assert.match(output(), new RegExp(`gRPC 127\\.0\\.0\\.1:${ports.ticketKeys}`));
 });
 
 test('the CLI command the banner shows works as printed, with no variable; flags still win', () => {
@@ -416,8 +374,8 @@ test('starting again on the same state directory leaves one registered certifica
   // The dev CA's leaf was revoked above, so this start makes a new CA and
   // unregisters the old leaf; the start after it keeps that CA.
   await startStack(true);
-  assert.match(output, /^ {2}ocsp .*, new\)$/m);
-  assert.match(output, /1 leaf of an earlier dev CA unregistered/);
+  assert.match(output(), /^ {2}ocsp .*, new\)$/m);
+  assert.match(output(), /1 leaf of an earlier dev CA unregistered/);
   const second = registeredCertificates();
   assert.equal(second.length, 1, JSON.stringify(second));
   assert.equal(second[0]!.status, 'good');
@@ -425,7 +383,7 @@ test('starting again on the same state directory leaves one registered certifica
   await stopStackWithin5s('group');
 
   await startStack(true);
-  assert.match(output, /^ {2}ocsp .*, kept from the last start\)$/m);
+  assert.match(output(), /^ {2}ocsp .*, kept from the last start\)$/m);
   assert.equal(readFileSync(caFile, 'utf8'), secondCa, 'the same dev CA');
   assert.deepEqual(
     registeredCertificates().map((record) => record.id),

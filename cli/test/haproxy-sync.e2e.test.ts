@@ -19,6 +19,7 @@ import {
   startOcspResponder,
   startProcess,
   waitForListening,
+  writeHaproxyConfig,
   type OcspResponder,
   type RunningProcess,
   type TestPki,
@@ -69,24 +70,7 @@ async function startHaproxy(index: number): Promise<HaproxyInstance> {
   writeFileSync(certFile, pki.leaf.chainPem() + pki.leaf.keyPem());
   const ticketKeyFile = path.join(dir, 'tickets.keys');
   const socket = path.join(dir, 'admin.sock');
-  const config = path.join(dir, 'haproxy.cfg');
-  writeFileSync(
-    config,
-    `
-global
-  stats socket ${socket} level admin
-  # Resumption by ticket only: no session cache to resume from instead.
-  tune.ssl.cachesize 0
-defaults
-  mode http
-  timeout client 10s
-  timeout connect 10s
-  timeout server 10s
-frontend tls
-  bind 127.0.0.1:${port} ssl crt ${certFile} tls-ticket-keys ${ticketKeyFile}
-  http-request return status 200 content-type text/plain string ok
-`,
-  );
+  const config = writeHaproxyConfig({ dir, port, certificatePem: certFile, ticketKeyFile, socket });
   const target = haproxyTarget({
     ticketKeyFile,
     runtimeApi: haproxyRuntimeApi(socket),

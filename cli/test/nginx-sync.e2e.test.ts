@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   createTestPki,
@@ -16,6 +16,7 @@ import {
   startOcspResponder,
   startProcess,
   waitForListening,
+  writeNginxConfig,
   type OcspResponder,
   type RunningProcess,
   type TestPki,
@@ -52,47 +53,20 @@ const stage1 = { set: testKeySet([keyA]), at: 30 * minuteMs };
 const stage2 = { set: testKeySet([keyA, keyB]), at: hourMs + 2 * minuteMs };
 const stage3 = { set: testKeySet([keyA, keyB, keyC]), at: 14 * hourMs };
 
-function nginxConf(dir: string, port: number, certPath: string, keyPath: string): string {
-  const tickets = Array.from(
-    { length: SLOTS },
-    (_, slot) => `    ssl_session_ticket_key ${path.join(dir, 'keys', nginxTicketKeyFileName(slot))};`,
-  ).join('\n');
-  return `
-error_log ${dir}/error.log notice;
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${certPath};
-    ssl_certificate_key ${keyPath};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    # Resumption by ticket only: no server-side cache to resume from instead.
-    ssl_session_cache off;
-    ssl_session_tickets on;
-${tickets}
-    ssl_stapling on;
-    ssl_stapling_file ${certPath}.ocsp;
-    location / { return 200 "ok\\n"; }
-  }
-}
-`;
-}
-
 async function startNginx(index: number): Promise<NginxInstance> {
   const dir = path.join(temp.path, `nginx-${index}`);
   mkdirSync(path.join(dir, 'keys'), { recursive: true });
-  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   const port = await freePort();
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConf(dir, port, pki.leaf.chainPath, pki.leaf.keyPath));
+  const conf = writeNginxConfig({
+    dir,
+    port,
+    chainPath: pki.leaf.chainPath,
+    keyPath: pki.leaf.keyPath,
+    ticketKeyFiles: Array.from({ length: SLOTS }, (_, slot) =>
+      path.join(dir, 'keys', nginxTicketKeyFileName(slot)),
+    ),
+    staplingFile: `${pki.leaf.chainPath}.ocsp`,
+  });
   const targetOptions = {
     keyDir: path.join(dir, 'keys'),
     slotCount: SLOTS,

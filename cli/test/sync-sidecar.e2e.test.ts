@@ -21,6 +21,8 @@ import {
   startProcess,
   startRedis,
   waitForListening,
+  writeHaproxyConfig,
+  writeNginxConfig,
   type RunningProcess,
   type TestPki,
   type TestRedis,
@@ -66,38 +68,16 @@ before(async () => {
   // nginx: config naming the slots, files from an init run, then nginx.
   const nginxDir = path.join(temp.path, 'nginx');
   mkdirSync(path.join(nginxDir, 'keys'), { recursive: true });
-  mkdirSync(path.join(nginxDir, 'tmp'), { recursive: true });
   nginxPort = await freePort();
-  const nginxConf = path.join(nginxDir, 'nginx.conf');
-  const slots = Array.from(
-    { length: SLOTS },
-    (_, slot) => `ssl_session_ticket_key ${path.join(nginxDir, 'keys', nginxTicketKeyFileName(slot))};`,
-  ).join('\n    ');
-  writeFileSync(
-    nginxConf,
-    `error_log ${nginxDir}/error.log notice;
-pid ${nginxDir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${nginxDir}/tmp/body;
-  proxy_temp_path ${nginxDir}/tmp/proxy;
-  fastcgi_temp_path ${nginxDir}/tmp/fastcgi;
-  uwsgi_temp_path ${nginxDir}/tmp/uwsgi;
-  scgi_temp_path ${nginxDir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${nginxPort} ssl;
-    ssl_certificate ${pki.leaf.chainPath};
-    ssl_certificate_key ${pki.leaf.keyPath};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache off;
-    ${slots}
-    location / { return 200 "ok\\n"; }
-  }
-}
-`,
-  );
+  const nginxConf = writeNginxConfig({
+    dir: nginxDir,
+    port: nginxPort,
+    chainPath: pki.leaf.chainPath,
+    keyPath: pki.leaf.keyPath,
+    ticketKeyFiles: Array.from({ length: SLOTS }, (_, slot) =>
+      path.join(nginxDir, 'keys', nginxTicketKeyFileName(slot)),
+    ),
+  });
   const nginxSync = [
     'sync',
     'nginx',
@@ -123,22 +103,13 @@ http {
   writeFileSync(site, pki.leaf.chainPem() + pki.leaf.keyPem());
   const ticketKeyFile = path.join(haproxyDir, 'tickets.keys');
   const socket = path.join(haproxyDir, 'admin.sock');
-  const haproxyConfig = path.join(haproxyDir, 'haproxy.cfg');
-  writeFileSync(
-    haproxyConfig,
-    `global
-  stats socket ${socket} level admin
-  tune.ssl.cachesize 0
-defaults
-  mode http
-  timeout client 10s
-  timeout connect 10s
-  timeout server 10s
-frontend tls
-  bind 127.0.0.1:${haproxyPort} ssl crt ${site} tls-ticket-keys ${ticketKeyFile}
-  http-request return status 200 content-type text/plain string ok
-`,
-  );
+  const haproxyConfig = writeHaproxyConfig({
+    dir: haproxyDir,
+    port: haproxyPort,
+    certificatePem: site,
+    ticketKeyFile,
+    socket,
+  });
   const haproxyInit = await cli(
     'sync',
     'haproxy',

@@ -1,7 +1,8 @@
 /**
  * Real-peer helpers for keyfleet's tests: a real redis-server, a throwaway PKI
- * made with the openssl CLI, `openssl ocsp` as a responder, and gRPC servers on
- * port 0. Nothing here mocks Redis, TLS or OCSP.
+ * made with the openssl CLI, `openssl ocsp` as a responder, gRPC servers on
+ * port 0, npm start's fleet, nginx and HAProxy configurations, a cuttable TCP
+ * relay and a real Prometheus. Nothing here mocks Redis, TLS or OCSP.
  */
 export { startRedis, type TestRedis } from './redis-server.js';
 export {
@@ -35,3 +36,23 @@ export {
   type STimeResult,
   type TlsVersion,
 } from './openssl-client.js';
+export {
+  localFleetEnvironment,
+  startLocalFleet,
+  type LocalFleet,
+  type LocalFleetPorts,
+} from './local-fleet.js';
+export {
+  writeHaproxyConfig,
+  writeNginxConfig,
+  type HaproxyConfig,
+  type NginxConfig,
+} from './terminator-configs.js';
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+export {
+  startPrometheus,
+  type PromAlert,
+  type PromSample,
+  type ScrapeJob,
+  type TestPrometheus,
+} from './prometheus.js';

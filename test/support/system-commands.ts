@@ -13,6 +13,8 @@ export const systemPackageFor: Readonly<Record<string, string>> = {
   ss: 'iproute2',
   nginx: 'nginx',
   haproxy: 'haproxy',
+  promtool: 'prometheus',
+  prometheus: 'prometheus',
 };
 
 export function hasCommand(command: string): boolean {
