@@ -21,7 +21,8 @@ if (![20, 24, 26].includes(major)) {
 }
 
 // Program → Debian package. The tests use real peers, never mocks: Redis,
-// OpenSSL, nginx and HAProxy; promtool checks the alert rules. kustomize,
+// OpenSSL, nginx and HAProxy; promtool checks the alert rules and a real
+// Prometheus (same package) scrapes the fleet to prove them. kustomize,
 // which renders the Kubernetes manifests, is pinned and cached instead (see
 // pinned-tools.mjs): Debian's kubectl is too old for kustomize components.
 const programs = forTests
@@ -32,6 +33,7 @@ const programs = forTests
       nginx: 'nginx',
       haproxy: 'haproxy',
       promtool: 'prometheus',
+      prometheus: 'prometheus',
     }
   : { openssl: 'openssl', ...(process.env.REDIS_URL ? {} : { 'redis-server': 'redis-server' }) };
 
