@@ -20,7 +20,7 @@ function pathWith(programs: string[]) {
 }
 
 test('npm test stops with the apt-get line when redis-server is missing', () => {
-  const bin = pathWith(['sh', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool']);
+  const bin = pathWith(['sh', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool', 'prometheus']);
   try {
     const result = spawnSync(process.execPath, [script, '--for-tests'], {
       env: { PATH: bin.path },
@@ -35,7 +35,7 @@ test('npm test stops with the apt-get line when redis-server is missing', () => 
 });
 
 test('kustomize is built from the Go module proxy; without Go, the message says what to install', () => {
-  const bin = pathWith(['sh', 'redis-server', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool']);
+  const bin = pathWith(['sh', 'redis-server', 'openssl', 'ss', 'nginx', 'haproxy', 'promtool', 'prometheus']);
   const emptyCache = makeTempDir('cache');
   try {
     const result = spawnSync(process.execPath, [script, '--for-tests'], {
