@@ -12,7 +12,6 @@ export {
   writeLocalFleetConfig,
   type LocalFleetConfig,
 } from './local-fleet.js';
-export { ticketKeyOrderAt, nextTransitionMs, type TicketKeyOrder } from './sync/ticket-key-order.js';
 export {
   nginxTicketKeySlots,
   nginxTicketKeyFileName,

@@ -17,7 +17,7 @@ import { haproxyTicketKeyFileText, haproxyTicketKeyLines } from '../sync/haproxy
 import { createFillerKeys } from '../sync/filler-keys.js';
 import { nginxTicketKeyFileName, nginxTicketKeySlots } from '../sync/nginx-ticket-keys.js';
 import { nodeTicketKeysFile } from '../sync/node-ticket-keys.js';
-import { ticketKeyOrderAt } from '../sync/ticket-key-order.js';
+import { ticketKeyOrderAt } from '@keyfleet/tls-engine';
 
 type Action = (context: CommandContext, ...args: never[]) => Promise<void>;
 

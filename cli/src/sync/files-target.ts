@@ -5,7 +5,7 @@ import { reloadOnChange } from './reload-command.js';
 import { servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
-import { ticketKeyOrderAt } from './ticket-key-order.js';
+import { ticketKeyOrderAt } from '@keyfleet/tls-engine';
 
 export interface FilesTargetOptions {
   /** Where Node's 48-byte `ticketKeys` go; undefined: no key file. */

@@ -11,7 +11,7 @@ import { reloadOnChange } from './reload-command.js';
 import { servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
-import { ticketKeyOrderAt } from './ticket-key-order.js';
+import { ticketKeyOrderAt } from '@keyfleet/tls-engine';
 
 export interface HaproxyTargetOptions {
   /** The `tls-ticket-keys` file the bind lines name. */

@@ -1,6 +1,6 @@
 import { haproxyTicketKey, keyNameHex } from '@keyfleet/tls-engine';
 import type { FillerKey } from './filler-keys.js';
-import type { TicketKeyOrder } from './ticket-key-order.js';
+import type { TicketKeyOrder } from '@keyfleet/tls-engine';
 
 /**
  * HAProxy keeps TLS_TICKETS_NO (3, fixed at compile time) keys per

@@ -7,7 +7,7 @@ import { reloadOnChange } from './reload-command.js';
 import { OCSP_TRY_LATER_DER, servableStaple } from './staple-files.js';
 import type { StapleDestinations } from './staple-destinations.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
-import { ticketKeyOrderAt } from './ticket-key-order.js';
+import { ticketKeyOrderAt } from '@keyfleet/tls-engine';
 
 export interface NginxTargetOptions {
   /** Directory of the `key-0.key` … `key-<N-1>.key` files nginx.conf names. */

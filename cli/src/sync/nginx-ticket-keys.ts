@@ -1,6 +1,6 @@
 import { keyNameHex, nginxTicketKeyFile } from '@keyfleet/tls-engine';
 import type { FillerKey } from './filler-keys.js';
-import type { TicketKeyOrder } from './ticket-key-order.js';
+import type { TicketKeyOrder } from '@keyfleet/tls-engine';
 
 /** What goes into nginx's fixed `ssl_session_ticket_key` slots. */
 export interface NginxTicketKeyLayout {

@@ -1,5 +1,5 @@
 import { nodeTicketKeys } from '@keyfleet/tls-engine';
-import type { TicketKeyOrder } from './ticket-key-order.js';
+import type { TicketKeyOrder } from '@keyfleet/tls-engine';
 
 /**
  * Node's static `ticketKeys` (48 bytes: name | HMAC 16 | AES 16) for servers

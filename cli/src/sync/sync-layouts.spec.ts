@@ -9,7 +9,7 @@ import {
   haproxyTicketKeyPushes,
 } from './haproxy-ticket-keys.js';
 import { nodeTicketKeysFile } from './node-ticket-keys.js';
-import { nextTransitionMs, ticketKeyOrderAt } from './ticket-key-order.js';
+import { nextTransitionMs, ticketKeyOrderAt } from '@keyfleet/tls-engine';
 import { hexName, hourMs, minuteMs, testKey, testKeySet } from '../../test/key-sets.js';
 
 // Keys 1..4 published an hour apart, each active a minute after publication.

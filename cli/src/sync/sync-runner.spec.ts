@@ -8,7 +8,7 @@ import { startSyncRunner, type SyncEvent } from './sync-runner.js';
 import { syncMetrics } from './sync-metrics.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
 import { hexName, testKey, testKeySet } from '../../test/key-sets.js';
-import { ticketKeyOrderAt } from './ticket-key-order.js';
+import { ticketKeyOrderAt } from '@keyfleet/tls-engine';
 
 /** A server stream as startWatchLoop sees it: events plus cancel(). */
 class FakeStream extends EventEmitter {

@@ -9,7 +9,7 @@ import type {
 import { startWatchLoop, type WatchLoop } from '@keyfleet/tls-engine';
 import type { SyncMetrics } from './sync-metrics.js';
 import type { ApplyReport, SyncTarget } from './sync-target.js';
-import { nextTransitionMs } from './ticket-key-order.js';
+import { nextTransitionMs } from '@keyfleet/tls-engine';
 
 /** One line of the sidecar's log: an event name and public facts only. */
 export type SyncEvent = { event: string } & Record<string, unknown>;

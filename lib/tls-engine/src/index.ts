@@ -18,6 +18,7 @@ export {
   type ScheduledKeyState,
 } from './keys/key-schedule.js';
 export { keyScheduleOfKeySet } from './keys/key-schedule-of-key-set.js';
+export { ticketKeyOrderAt, nextTransitionMs, type TicketKeyOrder } from './keys/ticket-key-order.js';
 export {
   derivationLabels,
   engineAeadKey,
