@@ -12,6 +12,7 @@ const statusByCode: Record<ErrorCode, status> = {
   [ErrorCode.Unavailable]: status.UNAVAILABLE,
   [ErrorCode.ResourceExhausted]: status.RESOURCE_EXHAUSTED,
   [ErrorCode.Internal]: status.INTERNAL,
+  [ErrorCode.Unimplemented]: status.UNIMPLEMENTED,
 };
 
 /**

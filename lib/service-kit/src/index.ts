@@ -45,6 +45,7 @@ export {
   type MethodAccess,
   type RunningServiceServer,
   type ServerStreamHandler,
+  type BidiStreamHandler,
   type ServiceBinding,
   type ServiceServerOptions,
   type UnaryHandler,

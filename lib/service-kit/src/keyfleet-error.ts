@@ -15,6 +15,7 @@ export enum ErrorCode {
   Unavailable = 'unavailable',
   ResourceExhausted = 'resource_exhausted',
   Internal = 'internal',
+  Unimplemented = 'unimplemented',
 }
 
 export class KeyfleetError extends Error {

@@ -12,7 +12,10 @@ import type { Logger } from './logger.js';
 import { createGrpcServerMetrics } from './service-metrics.js';
 
 /** The part of a server call every call kind shares. */
-type SurfaceCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+type SurfaceCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
 
 /** What a handler knows about its caller. */
 export interface CallContext {
@@ -35,6 +38,16 @@ export type UnaryHandler<Req = never, Res = unknown> = (request: Req, context: C
 export type ServerStreamHandler<Req = never, Res = unknown> = (
   request: Req,
   stream: grpc.ServerWritableStream<Req, Res>,
+  context: CallContext,
+) => Promise<void>;
+
+/**
+ * A bidirectional stream (xDS's SDS): requests arrive on the stream, so its
+ * access must be `admin` or `known` and the handler checks each request's
+ * rings with `context.access`. Resolves when the stream should end.
+ */
+export type BidiStreamHandler<Req = never, Res = unknown> = (
+  stream: grpc.ServerDuplexStream<Req, Res>,
   context: CallContext,
 ) => Promise<void>;
 
@@ -71,7 +84,10 @@ export const methodAccess = {
 export interface ServiceBinding {
   readonly definition: grpc.ServiceDefinition;
   readonly handlers: Readonly<
-    Record<string, UnaryHandler<never, unknown> | ServerStreamHandler<never, unknown>>
+    Record<
+      string,
+      UnaryHandler<never, unknown> | ServerStreamHandler<never, unknown> | BidiStreamHandler<never, unknown>
+    >
   >;
   readonly access: Readonly<Record<string, MethodAccess>>;
 }
@@ -196,7 +212,7 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       if (!rule) throw new Error(`no access rule for ${method.path}`);
       const contextFor = (call: SurfaceCall): CallContext => {
         const { identity, access } = authenticate(call, security);
-        checkAccess(name, rule, call.request, identity, access);
+        checkAccess(name, rule, 'request' in call ? call.request : undefined, identity, access);
         const signal = AbortSignal.any([shutdown.signal, cancelSignal(call)]);
         return { method: name, identity, access, peer: call.getPeer(), signal };
       };
@@ -230,9 +246,20 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
             )
             .finally(() => stopTimer());
         }) as grpc.handleUnaryCall<unknown, unknown>;
-      } else if (!method.requestStream && method.responseStream) {
-        const streaming = handler as ServerStreamHandler<unknown, unknown>;
-        implementation[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+      } else if (method.responseStream) {
+        if (method.requestStream && rule.kind === 'ring') {
+          throw new Error(
+            `${method.path}: a bidirectional stream checks rings per request (access admin or known)`,
+          );
+        }
+        const run = method.requestStream
+          ? (call: grpc.ServerDuplexStream<unknown, unknown>, context: CallContext) =>
+              (handler as BidiStreamHandler<unknown, unknown>)(call, context)
+          : (call: grpc.ServerWritableStream<unknown, unknown>, context: CallContext) =>
+              (handler as ServerStreamHandler<unknown, unknown>)(call.request, call, context);
+        implementation[key] = ((
+          call: grpc.ServerWritableStream<unknown, unknown> & grpc.ServerDuplexStream<unknown, unknown>,
+        ) => {
           let held: string | undefined;
           const release = () => {
             if (held === undefined) return;
@@ -254,7 +281,7 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
               }
               held = context.identity;
               openStreams.set(held, open + 1);
-              return streaming(call.request, call, context);
+              return run(call, context);
             })
             .finally(release)
             .then(
@@ -279,7 +306,8 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
                 if (!call.cancelled) call.emit('error', toServiceError(error));
               },
             );
-        }) as grpc.handleServerStreamingCall<unknown, unknown>;
+        }) as grpc.handleServerStreamingCall<unknown, unknown> &
+          grpc.handleBidiStreamingCall<unknown, unknown>;
       } else {
         throw new Error(`${method.path}: client streaming is not supported by service-kit`);
       }
@@ -352,7 +380,9 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
   };
 }
 
-function cancelSignal(call: SurfaceCall): AbortSignal {
+function cancelSignal(surface: SurfaceCall): AbortSignal {
+  // Every call kind is an EventEmitter with these two events.
+  const call = surface as grpc.ServerWritableStream<unknown, unknown>;
   const controller = new AbortController();
   if (call.cancelled) controller.abort();
   call.once('cancelled', () => controller.abort());
