@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { syncMetrics } from '@keyfleet/cli';
 import { createOcspMetrics } from '@keyfleet/ocsp-fetch';
 import { createGrpcServerMetrics, createRedisUpGauge } from '@keyfleet/service-kit';
-import { createTicketKeysMetrics } from '@keyfleet/ticket-keys';
+import { createSdsMetrics, createTicketKeysMetrics } from '@keyfleet/ticket-keys';
 import { engineMetrics } from '@keyfleet/tls-engine';
 
 function namesIn(build: (registry: Registry) => void): string[] {
@@ -23,6 +23,7 @@ export const registeredMetricNames: Readonly<Record<string, readonly string[]>> 
     createGrpcServerMetrics(registry);
     createRedisUpGauge(registry);
     createTicketKeysMetrics(registry, { rings: () => [], watchers: () => 0, ackCoverage: () => undefined });
+    createSdsMetrics(registry);
   }),
   'ocsp-fetch': namesIn((registry) => {
     createGrpcServerMetrics(registry);

@@ -16,6 +16,7 @@ import {
   startReplica,
   watch,
   type TestClient,
+  ringParams,
 } from './ticket-keys-harness.js';
 
 let redis: TestRedis;
@@ -27,18 +28,7 @@ before(async () => {
   redis = await startRedis();
   replica = await startReplica(redis.url, randomPrefix('paused'));
   client = connect(replica.port);
-  await client.putRing({
-    params: {
-      ring,
-      rotationIntervalMs: 3_600_000,
-      propagationMs: 0,
-      decryptWindowMs: 0,
-      ticketLifetimeMs: 0,
-      maxSessionAgeMs: 0,
-      bindServerName: false,
-      promoteOnFullAck: false,
-    },
-  });
+  await client.putRing({ params: ringParams(ring, { rotationIntervalMs: 3_600_000 }) });
 });
 
 after(async () => {

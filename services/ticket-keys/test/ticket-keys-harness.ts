@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { service as healthService } from 'grpc-health-check';
 import {
+  type RingParams,
   TicketKeyServiceClient,
   type AckKeySetRequest,
   type AckKeySetResponse,
@@ -46,6 +47,21 @@ export async function startReplica(
     watcherRefreshMs: 200,
     ...options,
   });
+}
+
+/** A ring's parameters for PutRing: zero (the default) wherever `overrides` says nothing. */
+export function ringParams(ring: string, overrides: Partial<RingParams> = {}): RingParams {
+  return {
+    ring,
+    rotationIntervalMs: 0,
+    propagationMs: 0,
+    decryptWindowMs: 0,
+    ticketLifetimeMs: 0,
+    maxSessionAgeMs: 0,
+    bindServerName: false,
+    promoteOnFullAck: false,
+    ...overrides,
+  };
 }
 
 /** The generated client with promise-returning unary calls. */

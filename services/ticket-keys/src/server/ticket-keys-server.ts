@@ -21,6 +21,8 @@ import { keySetSourceOf, type KeySetSource } from '../stream/key-set-cache.js';
 import { KeySetHub } from '../stream/key-set-hub.js';
 import { WatcherRegistry } from '../stream/watcher-registry.js';
 import { ticketKeyServiceBinding } from './ticket-key-service.js';
+import { secretDiscoveryServiceBinding } from '../sds/secret-discovery-service.js';
+import { createSdsMetrics } from '../sds/sds-metrics.js';
 
 /** What an extra service (the keyless TicketService) may use. */
 export interface ExtraServiceContext {
@@ -192,6 +194,7 @@ export async function createTicketKeysServer(
         clock,
         onRingChanged: ensureSchedule,
       }),
+      secretDiscoveryServiceBinding({ hub, watchers, metrics: createSdsMetrics(registry), logger, clock }),
       ...extra,
     ],
   });
