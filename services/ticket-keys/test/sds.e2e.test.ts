@@ -38,18 +38,27 @@ after(async () => {
   await redis?.stop();
 });
 
-/** Envoy's side of one StreamSecrets stream. */
-function subscribe(resource: string, nodeId: string) {
+/** A client of Envoy's SecretDiscoveryService, built from Envoy's protos. */
+function sdsClient() {
   const Client = grpc.makeGenericClientConstructor(
     secretDiscoveryServiceDefinition(),
     'SecretDiscoveryService',
   );
-  const sds = new Client(
+  return new Client(
     `127.0.0.1:${replica.port}`,
     grpc.credentials.createInsecure(),
   ) as unknown as grpc.Client & {
     StreamSecrets(): grpc.ClientDuplexStream<Partial<DiscoveryRequest>, DiscoveryResponse>;
+    FetchSecrets(
+      request: Partial<DiscoveryRequest>,
+      callback: (error: grpc.ServiceError | null, response: DiscoveryResponse) => void,
+    ): void;
   };
+}
+
+/** Envoy's side of one StreamSecrets stream. */
+function subscribe(resource: string, nodeId: string) {
+  const sds = sdsClient();
   const call = sds.StreamSecrets();
   const responses: DiscoveryResponse[] = [];
   let error: grpc.ServiceError | undefined;
@@ -158,5 +167,33 @@ test('bad subscriptions end the stream with a clear status', async () => {
     );
   } finally {
     foreign.close();
+  }
+});
+
+test('FetchSecrets answers the named resources once, with the stream’s bytes and version', async () => {
+  const sds = sdsClient();
+  const fetch = (request: Partial<DiscoveryRequest>) =>
+    new Promise<DiscoveryResponse>((resolve, reject) =>
+      sds.FetchSecrets(request, (error, response) => (error ? reject(error) : resolve(response))),
+    );
+  try {
+    const resource = `ticket-keys/${ring}`;
+    const fetched = await fetch({ node: { id: 'envoy-f', cluster: 'test' }, resource_names: [resource] });
+    assert.equal(fetched.resources.length, 1);
+    const secret = unpackSecret(fetched.resources[0]!);
+    assert.equal(secret.name, resource);
+    const active = (await client.getKeySet({ ring, omitSecrets: true })).keySet!;
+    assert.match(fetched.version_info, new RegExp(`^${active.epoch}-[0-9a-f]{16}$`));
+    assert.ok(secret.session_ticket_keys!.keys.every((key) => key.inline_bytes.length === 80));
+    await assert.rejects(
+      fetch({ resource_names: [] }),
+      (error: grpc.ServiceError) => error.code === grpc.status.INVALID_ARGUMENT,
+    );
+    await assert.rejects(
+      fetch({ resource_names: ['ticket-keys/no-such-ring'] }),
+      (error: grpc.ServiceError) => error.code === grpc.status.NOT_FOUND,
+    );
+  } finally {
+    sds.close();
   }
 });

@@ -8,7 +8,8 @@
  * toward the ring's ack coverage under the caller's mTLS identity and the
  * node id), one with `error_detail` NACKs it (logged, counted, the last good
  * version stays); a request with an older nonce is stale and ignored; a
- * response goes out only when the bytes changed.
+ * response goes out only when the bytes changed. FetchSecrets answers the
+ * same resources once.
  */
 import type * as grpc from '@grpc/grpc-js';
 import {
@@ -59,6 +60,52 @@ interface Subscription {
 
 export function secretDiscoveryServiceBinding(deps: SecretDiscoveryDeps): ServiceBinding {
   const { hub, watchers, metrics, logger, clock } = deps;
+
+  /** The ring a requested resource names, checked against the caller's node grant, and its state. */
+  const resolveResource = async (
+    name: string,
+    context: CallContext,
+  ): Promise<{ ring: string; state: RingState }> => {
+    const ring = ringOfResource(name);
+    if (ring === undefined) {
+      throw new KeyfleetError(
+        ErrorCode.NotFound,
+        `SDS resource "${name.slice(0, 80)}": keyfleet serves ticket-keys/<ring>`,
+      );
+    }
+    checkRingName(ring, 'resource_names');
+    if (!context.access.allows('node', ring)) {
+      throw new KeyfleetError(
+        ErrorCode.PermissionDenied,
+        `${context.method}: ${JSON.stringify(context.identity)} has no node grant for ring "${ring}"`,
+      );
+    }
+    const state = hub.current(ring) ?? (await hub.load(ring));
+    if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
+    return { ring, state };
+  };
+
+  /** One-shot: the named resources as they are now (no node, nonce or ACK). */
+  const fetchSecrets = async (
+    request: DiscoveryRequest,
+    context: CallContext,
+  ): Promise<DiscoveryResponse> => {
+    if (request.resource_names.length === 0 || request.resource_names.length > 16) {
+      throw new KeyfleetError(ErrorCode.InvalidArgument, 'resource_names: name 1 to 16 resources');
+    }
+    const built: EnvoyTicketKeySecret[] = [];
+    for (const name of request.resource_names) {
+      const { state } = await resolveResource(name, context);
+      const secret = envoyTicketKeySecret(name, toProtoKeySet(state, clock()), clock());
+      if (secret) built.push(secret);
+    }
+    return {
+      version_info: built.map((secret) => secret.version).join(','),
+      resources: built.map((secret) => packSecret(secret.secret)),
+      type_url: secretTypeUrl,
+      nonce: '',
+    };
+  };
 
   const streamSecrets = async (
     stream: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
@@ -115,22 +162,7 @@ export function secretDiscoveryServiceBinding(deps: SecretDiscoveryDeps): Servic
     };
 
     const subscribe = async (name: string, clientVersion: string) => {
-      const ring = ringOfResource(name);
-      if (ring === undefined) {
-        throw new KeyfleetError(
-          ErrorCode.NotFound,
-          `SDS resource "${name.slice(0, 80)}": keyfleet serves ticket-keys/<ring>`,
-        );
-      }
-      checkRingName(ring, 'resource_names');
-      if (!context.access.allows('node', ring)) {
-        throw new KeyfleetError(
-          ErrorCode.PermissionDenied,
-          `StreamSecrets: ${JSON.stringify(context.identity)} has no node grant for ring "${ring}"`,
-        );
-      }
-      const state = hub.current(ring) ?? (await hub.load(ring));
-      if (!state) throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
+      const { ring, state } = await resolveResource(name, context);
       const subscription: Subscription = {
         ring,
         sent: undefined,
@@ -221,7 +253,10 @@ export function secretDiscoveryServiceBinding(deps: SecretDiscoveryDeps): Servic
   };
 
   const unimplemented = async (): Promise<never> => {
-    throw new KeyfleetError(ErrorCode.Unimplemented, 'keyfleet serves SDS over StreamSecrets');
+    throw new KeyfleetError(
+      ErrorCode.Unimplemented,
+      'keyfleet serves SDS over StreamSecrets and FetchSecrets',
+    );
   };
 
   return {
@@ -229,7 +264,7 @@ export function secretDiscoveryServiceBinding(deps: SecretDiscoveryDeps): Servic
     handlers: {
       StreamSecrets: streamSecrets,
       DeltaSecrets: unimplemented,
-      FetchSecrets: unimplemented,
+      FetchSecrets: fetchSecrets,
     },
     // Each requested resource's ring is checked against the caller's node grant.
     access: {
