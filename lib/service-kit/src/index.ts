@@ -62,3 +62,35 @@ export {
 } from './redis-connection.js';
 export { catchUpAfterResubscribe } from './resubscribe.js';
 export { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+export {
+  envoyApiIncludeDirs,
+  loadEnvoyRoot,
+  packSecret,
+  secretDiscoveryServiceDefinition,
+  secretTypeUrl,
+  unpackSecret,
+  type DeltaDiscoveryRequest,
+  type DeltaDiscoveryResponse,
+  type DeltaResource,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type EnvoyDataSource,
+  type EnvoySecret,
+  type PackedResource,
+} from './sds/envoy-api.js';
+export { createSdsMetrics, type SdsMetrics } from './sds/sds-metrics.js';
+export {
+  secretDiscoveryServiceBinding,
+  type SecretDiscoveryOptions,
+} from './sds/secret-discovery-service.js';
+export type { BuiltSecret, SdsNode, SdsResource, SecretSource } from './sds/secret-source.js';
+export {
+  fetchSecrets,
+  secretDiscoveryClient,
+  subscribeSecrets,
+  subscribeSecretsDelta,
+  type DeltaSubscription,
+  type ResponseLog,
+  type SecretDiscoveryClient,
+  type StateOfWorldSubscription,
+} from './sds/sds-client.js';

@@ -26,8 +26,7 @@ export { KeyStore, type RotateOutcome } from './store/key-store.js';
 export { redisKeys, defaultKeyPrefix, type RedisKeys, type RingKeys } from './store/redis-keys.js';
 export { rewrapAllKeys } from './cli/rewrap.js';
 export { rotationQueueName } from './job/rotation-scheduler.js';
-export { createSdsMetrics, type SdsMetrics } from './sds/sds-metrics.js';
-export { secretDiscoveryServiceBinding } from './sds/secret-discovery-service.js';
+export { ticketKeySecretSource } from './sds/ticket-key-secret-source.js';
 export {
   createTicketServiceBinding,
   type TicketServiceBindingOptions,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { KeySet } from '@keyfleet/proto';
 import { keyNameHex, nextTransitionMs, nginxTicketKeyFile, ticketKeyOrderAt } from '@keyfleet/tls-engine';
-import type { EnvoySecret } from './envoy-api.js';
+import type { EnvoySecret } from '@keyfleet/service-kit';
 
 /** SDS resource names for ticket keys: `ticket-keys/<ring>`. */
 export const ticketKeyResourcePrefix = 'ticket-keys/';

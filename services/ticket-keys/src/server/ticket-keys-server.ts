@@ -4,6 +4,8 @@ import {
   closeRedis,
   connectRedis,
   createLogger,
+  createSdsMetrics,
+  secretDiscoveryServiceBinding,
   startServiceServer,
   withoutCommandTimeout,
   type Logger,
@@ -21,8 +23,7 @@ import { keySetSourceOf, type KeySetSource } from '../stream/key-set-cache.js';
 import { KeySetHub } from '../stream/key-set-hub.js';
 import { WatcherRegistry } from '../stream/watcher-registry.js';
 import { ticketKeyServiceBinding } from './ticket-key-service.js';
-import { secretDiscoveryServiceBinding } from '../sds/secret-discovery-service.js';
-import { createSdsMetrics } from '../sds/sds-metrics.js';
+import { ticketKeySecretSource } from '../sds/ticket-key-secret-source.js';
 
 /** What an extra service (the keyless TicketService) may use. */
 export interface ExtraServiceContext {
@@ -194,7 +195,12 @@ export async function createTicketKeysServer(
         clock,
         onRingChanged: ensureSchedule,
       }),
-      secretDiscoveryServiceBinding({ hub, watchers, metrics: createSdsMetrics(registry), logger, clock }),
+      secretDiscoveryServiceBinding({
+        source: ticketKeySecretSource({ hub, watchers, clock }),
+        metrics: createSdsMetrics(registry),
+        logger,
+        clock,
+      }),
       ...extra,
     ],
   });

@@ -47,10 +47,44 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
+/** A DeltaDiscoveryRequest, as it arrives. */
+export interface DeltaDiscoveryRequest {
+  node: { id: string; cluster: string } | null;
+  type_url: string;
+  resource_names_subscribe: string[];
+  resource_names_unsubscribe: string[];
+  initial_resource_versions: Record<string, string>;
+  response_nonce: string;
+  error_detail: { code: number; message: string } | null;
+}
+
+/** One resource of a DeltaDiscoveryResponse. */
+export interface DeltaResource {
+  name: string;
+  version: string;
+  resource: PackedResource;
+}
+
+export interface DeltaDiscoveryResponse {
+  system_version_info: string;
+  resources: DeltaResource[];
+  type_url: string;
+  removed_resources: string[];
+  nonce: string;
+}
+
+/** An Envoy DataSource as keyfleet fills it: bytes inline, or a file on the Envoy's disk. */
+export type EnvoyDataSource = { inline_bytes: Buffer } | { filename: string };
+
 /** The Secret fields keyfleet fills in. */
 export interface EnvoySecret {
   name: string;
   session_ticket_keys?: { keys: { inline_bytes: Buffer }[] };
+  tls_certificate?: {
+    certificate_chain: EnvoyDataSource;
+    private_key: EnvoyDataSource;
+    ocsp_staple?: EnvoyDataSource;
+  };
 }
 
 const loaderOptions: protoLoader.Options = {
@@ -71,7 +105,8 @@ export function secretDiscoveryServiceDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-function loadRoot(file: string): protobuf.Root {
+/** A protobufjs root holding the named Envoy proto files and what they import (keepCase). */
+export function loadEnvoyRoot(...files: string[]): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
     for (const dir of envoyApiIncludeDirs) {
@@ -85,16 +120,21 @@ function loadRoot(file: string): protobuf.Root {
     }
     return target;
   };
-  root.loadSync(file, { keepCase: true });
+  root.loadSync(files, { keepCase: true });
   return root;
 }
 
 let secretType: protobuf.Type | undefined;
-/** A Secret packed as google.protobuf.Any, as `resources` carries it. */
-export function packSecret(secret: EnvoySecret): PackedResource {
-  secretType ??= loadRoot('envoy/extensions/transport_sockets/tls/v3/secret.proto').lookupType(
+function secretMessage(): protobuf.Type {
+  secretType ??= loadEnvoyRoot('envoy/extensions/transport_sockets/tls/v3/secret.proto').lookupType(
     'envoy.extensions.transport_sockets.tls.v3.Secret',
   );
+  return secretType;
+}
+
+/** A Secret packed as google.protobuf.Any, as `resources` carries it. */
+export function packSecret(secret: EnvoySecret): PackedResource {
+  const secretType = secretMessage();
   return {
     type_url: secretTypeUrl,
     value: Buffer.from(secretType.encode(secretType.fromObject(secret)).finish()),
@@ -103,9 +143,7 @@ export function packSecret(secret: EnvoySecret): PackedResource {
 
 /** The inverse, for tests and clients. */
 export function unpackSecret(resource: PackedResource): EnvoySecret {
-  secretType ??= loadRoot('envoy/extensions/transport_sockets/tls/v3/secret.proto').lookupType(
-    'envoy.extensions.transport_sockets.tls.v3.Secret',
-  );
+  const secretType = secretMessage();
   return secretType.toObject(secretType.decode(resource.value), {
     bytes: Buffer,
     defaults: true,
