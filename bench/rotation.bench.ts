@@ -6,11 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import * as grpc from '@grpc/grpc-js';
-import { Registry } from 'prom-client';
 import { TicketKeyServiceClient, type WatchKeySetResponse } from '@keyfleet/proto';
-import { createLogger, insecureDevSecurity } from '@keyfleet/service-kit';
-import { randomPrefix, startRedis } from '@keyfleet/test-support';
-import { createTicketKeysServer, newKekLine, parseKekFile } from '../services/ticket-keys/src/index.js';
+import { startBenchTicketKeys, unary } from './bench-ticket-keys.js';
 import { figure, percentile, startTimer, type BenchFigure } from './bench-figure.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 40);
@@ -34,23 +31,8 @@ async function publishSubscribeRoundTripsMs(url: string, count: number): Promise
 }
 
 export default async function run(): Promise<BenchFigure[]> {
-  const redis = await startRedis();
-  const service = await createTicketKeysServer({
-    redisUrl: redis.url,
-    keyPrefix: randomPrefix('bench'),
-    keks: parseKekFile(newKekLine('bench')),
-    security: insecureDevSecurity(),
-    registry: new Registry(),
-    logger: createLogger('bench', 'silent'),
-    runScheduler: false,
-  });
+  const { redis, service, stop } = await startBenchTicketKeys();
   const client = new TicketKeyServiceClient(`127.0.0.1:${service.port}`, grpc.credentials.createInsecure());
-  const call = <Res>(
-    method: (callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown,
-  ) =>
-    new Promise<Res>((resolve, reject) =>
-      method((error, response) => (error ? reject(error) : resolve(response))),
-    );
   const figures: BenchFigure[] = [];
   try {
     const baseline = await publishSubscribeRoundTripsMs(redis.url, rounds);
@@ -60,7 +42,7 @@ export default async function run(): Promise<BenchFigure[]> {
 
     for (const watcherCount of watcherCounts) {
       const ring = `bench-${watcherCount}`;
-      await call((cb) =>
+      await unary((cb) =>
         client.putRing(
           {
             params: {
@@ -101,7 +83,7 @@ export default async function run(): Promise<BenchFigure[]> {
       const samples: number[] = [];
       for (let round = 0; round < rounds + 3; round++) {
         const elapsed = startTimer();
-        const response = await call<{ keySet?: { epoch: number } }>((cb) =>
+        const response = await unary<{ keySet?: { epoch: number } }>((cb) =>
           client.rotate({ ring, reason: 'bench' }, cb),
         );
         await allAt(response.keySet!.epoch);
@@ -115,8 +97,7 @@ export default async function run(): Promise<BenchFigure[]> {
     }
   } finally {
     client.close();
-    await service.stop(500);
-    await redis.stop();
+    await stop();
   }
   return figures;
 }

@@ -34,6 +34,7 @@ const kustomizations = [
   'deploy/k8s/overlays/prod',
   'deploy/k8s/examples/engine-node',
   'deploy/k8s/examples/nginx-sidecar',
+  'deploy/k8s/examples/envoy',
 ];
 
 const kustomize = pinnedTool('kustomize');
