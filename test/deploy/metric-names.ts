@@ -7,8 +7,8 @@
 import { Registry } from 'prom-client';
 import { syncMetrics } from '@keyfleet/cli';
 import { createOcspMetrics } from '@keyfleet/ocsp-fetch';
-import { createGrpcServerMetrics, createRedisUpGauge } from '@keyfleet/service-kit';
-import { createSdsMetrics, createTicketKeysMetrics } from '@keyfleet/ticket-keys';
+import { createGrpcServerMetrics, createRedisUpGauge, createSdsMetrics } from '@keyfleet/service-kit';
+import { createTicketKeysMetrics } from '@keyfleet/ticket-keys';
 import { engineMetrics } from '@keyfleet/tls-engine';
 
 function namesIn(build: (registry: Registry) => void): string[] {
@@ -29,6 +29,7 @@ export const registeredMetricNames: Readonly<Record<string, readonly string[]>> 
     createGrpcServerMetrics(registry);
     createRedisUpGauge(registry);
     createOcspMetrics(registry, { certificates: () => [] }, Date.now);
+    createSdsMetrics(registry);
   }),
   'TLS node': namesIn((registry) => void engineMetrics(registry)),
   'sync sidecar': namesIn((registry) => void syncMetrics(registry, 'nginx', ['keys', 'staples'], Date.now)),

@@ -334,6 +334,7 @@ test('every metric the code registers reaches Prometheus from the process that e
     'keyfleet_engine_node_internal_missing',
     'keyfleet_sds_pushes_total',
     'keyfleet_sds_nacks_total',
+    'keyfleet_sds_convergence_seconds',
   ]);
   const byJob: Record<string, string> = {
     'ticket-keys': 'ticket-keys',

@@ -34,7 +34,7 @@ import {
   type ResponderMode,
   type SwitchableResponder,
 } from './testing/switchable-responder.js';
-import { metricValue, stapleClient, waitFor } from './testing/service-helpers.js';
+import { metricValue, opensslCheckStaple, stapleClient, waitFor } from './testing/service-helpers.js';
 
 let redis: TestRedis;
 let inspect: Redis;
@@ -135,23 +135,7 @@ test('registering fetches a good staple at once and pushes it to a watcher', asy
     watcher.messages.some((m) => m.heartbeat && m.heartbeat.serverTimeMs > 0),
   );
   // The staple is what openssl signed: openssl itself accepts it.
-  const derPath = path.join(pki.dir, 'staple.der');
-  writeFileSync(derPath, staple.der);
-  const text = execFileSync(
-    'openssl',
-    [
-      'ocsp',
-      '-respin',
-      derPath,
-      '-issuer',
-      pki.intermediate.certPath,
-      '-cert',
-      pki.leaf.certPath,
-      '-CAfile',
-      pki.root.certPath,
-    ],
-    { encoding: 'utf8', stdio: 'pipe' },
-  );
+  const text = opensslCheckStaple(pki, staple.der);
   assert.match(text, /: good/);
   assert.equal(front.requests[0]?.method, 'GET', 'a short request goes by GET (RFC 5019)');
 

@@ -4,6 +4,8 @@ import {
   closeRedis,
   connectRedis,
   createLogger,
+  createSdsMetrics,
+  secretDiscoveryServiceBinding,
   startMetricsServer,
   startServiceServer,
   type Logger,
@@ -19,6 +21,7 @@ import { stapleServiceBinding } from './server/staple-service.js';
 import { CertificateStore } from './store/certificate-store.js';
 import { ocspRedisKeys } from './store/redis-keys.js';
 import { StapleHub } from './stream/staple-hub.js';
+import { stapleSecretSource } from './sds/staple-secret-source.js';
 
 /** A running ocsp-fetch replica. */
 export interface OcspFetchServer {
@@ -172,6 +175,16 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
           clock: options.clock,
           logger,
           defaultHeartbeatIntervalMs: options.heartbeatIntervalMs,
+        }),
+        secretDiscoveryServiceBinding({
+          source: stapleSecretSource({
+            hub,
+            privateKeyPathTemplate: options.sdsPrivateKeyPath,
+            clock: options.clock,
+          }),
+          metrics: createSdsMetrics(registry),
+          logger,
+          clock: options.clock,
         }),
       ],
     });

@@ -18,6 +18,13 @@ describe('compileOcspFetchConfig', () => {
     assert.equal(server.maxResponseBytes, 65_536);
     assert.equal(server.security.mode, 'insecure-dev');
     assert.equal(logLevel, 'info');
+    assert.equal(server.sdsPrivateKeyPath, undefined);
+  });
+
+  test('the SDS private-key path template', () => {
+    const path = '/etc/envoy/private/{certificate}.key';
+    const { server } = compileOcspFetchConfig({ ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: path });
+    assert.equal(server.sdsPrivateKeyPath, path);
   });
 
   test('overrides', () => {
@@ -49,6 +56,17 @@ describe('compileOcspFetchConfig', () => {
     [{ ...base, KEYFLEET_INSECURE_DEV: 'maybe' }, 'KEYFLEET_INSECURE_DEV'],
     [{ REDIS_URL: base.REDIS_URL }, 'KEYFLEET_TLS_CERT'],
     [{ ...base, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [
+      { ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: 'relative/{certificate}.key' },
+      'KEYFLEET_SDS_PRIVATE_KEY_PATH',
+    ],
+    [{ ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: '/etc/envoy/site.key' }, 'KEYFLEET_SDS_PRIVATE_KEY_PATH'],
+    [{ ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: '/etc/../{certificate}' }, 'KEYFLEET_SDS_PRIVATE_KEY_PATH'],
+    [{ ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: '/etc/{certificate}\n.key' }, 'KEYFLEET_SDS_PRIVATE_KEY_PATH'],
+    [
+      { ...base, KEYFLEET_SDS_PRIVATE_KEY_PATH: `/${'a'.repeat(600)}{certificate}` },
+      'KEYFLEET_SDS_PRIVATE_KEY_PATH',
+    ],
   ];
   for (const [env, variable] of bad) {
     test(`names ${variable} when it is wrong`, () => {

@@ -9,7 +9,7 @@ import {
   type Env,
 } from '@keyfleet/service-kit';
 import { defaultMaxResponseBytes, defaultSkewMs } from '@keyfleet/tls-engine';
-import type { OcspFetchServerOptions } from './ocsp-fetch-options.js';
+import { privateKeyPathTemplate, type OcspFetchServerOptions } from './ocsp-fetch-options.js';
 
 /** The process configuration: server options plus the log level. */
 export interface OcspFetchConfig {
@@ -28,7 +28,9 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
  * KEYFLEET_OCSP_HASH (sha1|sha256), KEYFLEET_OCSP_TIMEOUT_MS (10000),
  * KEYFLEET_OCSP_MAX_RESPONSE_BYTES (65536), KEYFLEET_OCSP_ALLOWED_NETWORKS
  * (comma list of CIDRs that responders may resolve to although loopback,
- * private or link-local; default none), LOG_LEVEL (info).
+ * private or link-local; default none), KEYFLEET_SDS_PRIVATE_KEY_PATH (the
+ * private key's path on each Envoy, holding {certificate}; default none: no
+ * SDS staples), LOG_LEVEL (info).
  */
 export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
   const redisUrl = envOptionalString(env, 'REDIS_URL');
@@ -52,6 +54,10 @@ export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
     .map((entry) => entry.trim())
     .filter(Boolean);
   responderAddressPolicy(allowedResponderNetworks, 'KEYFLEET_OCSP_ALLOWED_NETWORKS');
+  const sdsPrivateKeyPath = privateKeyPathTemplate(
+    envOptionalString(env, 'KEYFLEET_SDS_PRIVATE_KEY_PATH'),
+    'KEYFLEET_SDS_PRIVATE_KEY_PATH',
+  );
   return {
     logLevel,
     server: {
@@ -59,6 +65,7 @@ export function compileOcspFetchConfig(env: Env): OcspFetchConfig {
       security: serverSecurityFromEnv(env, grpcAddress),
       grpcAddress,
       allowedResponderNetworks,
+      ...(sdsPrivateKeyPath === undefined ? {} : { sdsPrivateKeyPath }),
       metricsAddress: envListenAddress(env, 'KEYFLEET_METRICS_ADDRESS', '127.0.0.1:9102'),
       keyPrefix,
       certIdHash: hash,

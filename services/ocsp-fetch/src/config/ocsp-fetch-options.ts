@@ -63,6 +63,14 @@ export interface OcspFetchServerOptions {
    * none: such addresses are refused after DNS resolution.
    */
   readonly allowedResponderNetworks?: readonly string[];
+  /**
+   * Where each Envoy finds a certificate's private key, for the SDS staple
+   * secrets (`staple/<certificate id>`): an absolute path on the Envoy's disk
+   * holding `{certificate}`, which becomes the certificate id. keyfleet never
+   * holds private keys. Default none: SDS staple requests answer
+   * FAILED_PRECONDITION.
+   */
+  readonly sdsPrivateKeyPath?: string;
 }
 
 /**
@@ -83,9 +91,16 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
 export type ResolvedOcspFetchOptions = Required<
   Omit<
     OcspFetchServerOptions,
-    'metricsAddress' | 'registry' | 'logger' | 'refresh' | 'allowedResponderNetworks' | 'startAbort'
+    | 'metricsAddress'
+    | 'registry'
+    | 'logger'
+    | 'refresh'
+    | 'allowedResponderNetworks'
+    | 'startAbort'
+    | 'sdsPrivateKeyPath'
   >
 > & {
+  readonly sdsPrivateKeyPath: string | undefined;
   readonly addressPolicy: ResponderAddressPolicy;
   readonly metricsAddress: string | undefined;
   readonly registry: Registry | undefined;
@@ -105,6 +120,28 @@ function integer(
     throw new ConfigError(name, `must be a whole number between ${min} and ${max}, got ${resolved}`);
   }
   return resolved;
+}
+
+/** An absolute path holding the placeholder, with no control characters and no "..". */
+export function privateKeyPathTemplate(
+  value: string | undefined,
+  name = 'sdsPrivateKeyPath',
+): string | undefined {
+  if (value === undefined) return undefined;
+  const printable = [...value].every((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f);
+  if (
+    !value.startsWith('/') ||
+    !value.includes('{certificate}') ||
+    value.length > 512 ||
+    !printable ||
+    value.split('/').includes('..')
+  ) {
+    throw new ConfigError(
+      name,
+      'an absolute path on the Envoy holding {certificate}, e.g. /etc/envoy/private/{certificate}.key',
+    );
+  }
+  return value;
 }
 
 function fraction(
@@ -184,5 +221,6 @@ export function compileOcspFetchOptions(options: OcspFetchServerOptions): Resolv
     clock: options.clock ?? Date.now,
     random: options.random ?? Math.random,
     addressPolicy: responderAddressPolicy(options.allowedResponderNetworks ?? []),
+    sdsPrivateKeyPath: privateKeyPathTemplate(options.sdsPrivateKeyPath),
   };
 }

@@ -1,5 +1,9 @@
 /** Test-only helpers shared by the service's integration tests. */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { TestPki } from '@keyfleet/test-support';
 import type { Registry } from 'prom-client';
 import {
   StapleServiceClient,
@@ -10,6 +14,27 @@ import {
   type UnregisterCertificateResponse,
   type WatchStaplesResponse,
 } from '@keyfleet/proto';
+
+/** What `openssl ocsp` says of a staple for the PKI's leaf, verified up to its root (throws when it fails). */
+export function opensslCheckStaple(pki: TestPki, der: Uint8Array, fileName = 'staple.der'): string {
+  const derPath = path.join(pki.dir, fileName);
+  writeFileSync(derPath, der);
+  return execFileSync(
+    'openssl',
+    [
+      'ocsp',
+      '-respin',
+      derPath,
+      '-issuer',
+      pki.intermediate.certPath,
+      '-cert',
+      pki.leaf.certPath,
+      '-CAfile',
+      pki.root.certPath,
+    ],
+    { encoding: 'utf8', stdio: 'pipe' },
+  );
+}
 
 /** Polls `check` until it returns a value other than undefined/false, or fails naming `what`. */
 export async function waitFor<T>(

@@ -1,0 +1,67 @@
+/**
+ * Staples as SDS resources: `staple/<certificate id>` is the registered
+ * certificate as Envoy's `tls_certificate` (see envoy-staple-secret.ts),
+ * pushed when its staple is refreshed, withdrawn when the staple expires,
+ * and gone when the certificate is unregistered. Any known caller may read
+ * staples, as with WatchStaples: they are public data.
+ */
+import {
+  ErrorCode,
+  KeyfleetError,
+  type CallContext,
+  type SdsResource,
+  type SecretSource,
+} from '@keyfleet/service-kit';
+import type { StapleHub } from '../stream/staple-hub.js';
+import {
+  certificateIdOfResource,
+  envoyStapleSecret,
+  stapleResourcePrefix,
+  type EnvoyStapleSecret,
+} from './envoy-staple-secret.js';
+
+export interface StapleSecretSourceDeps {
+  readonly hub: Pick<StapleHub, 'cached' | 'subscribe'>;
+  /** Where each Envoy finds the private key; undefined: SDS answers FAILED_PRECONDITION. */
+  readonly privateKeyPathTemplate: string | undefined;
+  readonly clock: () => number;
+}
+
+export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<EnvoyStapleSecret> {
+  const { hub, privateKeyPathTemplate, clock } = deps;
+  return {
+    serves: `${stapleResourcePrefix}<certificate id>`,
+    // Certificates are unbounded: one label for all of them.
+    metricLabel: () => `${stapleResourcePrefix}*`,
+
+    // The SDS binding admits only known callers, and every grant reads staples.
+    resolve(name: string, _context: CallContext): Promise<SdsResource<EnvoyStapleSecret>> {
+      const id = certificateIdOfResource(name);
+      if (id === undefined) {
+        throw new KeyfleetError(
+          ErrorCode.NotFound,
+          `SDS resource "${name.slice(0, 80)}": ocsp-fetch serves ${stapleResourcePrefix}<certificate id> (64 lower-case hex)`,
+        );
+      }
+      if (privateKeyPathTemplate === undefined) {
+        throw new KeyfleetError(
+          ErrorCode.FailedPrecondition,
+          'SDS staples need KEYFLEET_SDS_PRIVATE_KEY_PATH (where each Envoy finds the private key) on ocsp-fetch',
+        );
+      }
+      if (!hub.cached(id)) throw new KeyfleetError(ErrorCode.NotFound, `certificate ${id} is not registered`);
+      return Promise.resolve({
+        current: () => {
+          const certificate = hub.cached(id);
+          return certificate && envoyStapleSecret(name, certificate, privateKeyPathTemplate, clock());
+        },
+        listen: (onChange) =>
+          hub.subscribe((change) => {
+            if ((change.type === 'removed' ? change.id : change.certificate.chain.id) === id) onChange();
+          }),
+        attach: () => () => undefined,
+        acknowledge: () => Promise.resolve(),
+      });
+    },
+  };
+}
