@@ -84,6 +84,7 @@ export {
   type SecretDiscoveryOptions,
 } from './sds/secret-discovery-service.js';
 export type { BuiltSecret, SdsNode, SdsResource, SecretSource } from './sds/secret-source.js';
+export { sharedBuiltSecret } from './sds/shared-built-secret.js';
 export {
   fetchSecrets,
   secretDiscoveryClient,

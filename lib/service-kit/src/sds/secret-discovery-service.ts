@@ -30,6 +30,7 @@ import {
   type DeltaDiscoveryResponse,
   type DiscoveryRequest,
   type DiscoveryResponse,
+  type PackedResource,
 } from './envoy-api.js';
 import { SdsConvergence } from './sds-convergence.js';
 import type { SdsMetrics } from './sds-metrics.js';
@@ -70,6 +71,13 @@ export function secretDiscoveryServiceBinding<Built extends BuiltSecret>(
     metrics.convergence.observe({ resource: source.metricLabel(name) }, seconds),
   );
   let streamCount = 0;
+  // Builds are shared by every stream (sharedBuiltSecret): so is their encoding.
+  const encoded = new WeakMap<Built, PackedResource>();
+  const pack = (built: Built): PackedResource => {
+    let packed = encoded.get(built);
+    if (!packed) encoded.set(built, (packed = packSecret(built.secret)));
+    return packed;
+  };
 
   const checkName = (name: string) => {
     if (!resourceNamePattern.test(name)) {
@@ -265,7 +273,7 @@ export function secretDiscoveryServiceBinding<Built extends BuiltSecret>(
       last = { nonce: String(++nonceCount), version, entries: present };
       stream.write({
         version_info: version,
-        resources: present.map(([, built]) => packSecret(built.secret)),
+        resources: present.map(([, built]) => pack(built)),
         type_url: secretTypeUrl,
         nonce: last.nonce,
       });
@@ -315,7 +323,7 @@ export function secretDiscoveryServiceBinding<Built extends BuiltSecret>(
         resources: changed.map(([name, built]) => ({
           name,
           version: built.version,
-          resource: packSecret(built.secret),
+          resource: pack(built),
         })),
         type_url: secretTypeUrl,
         removed_resources: removed,
@@ -368,7 +376,7 @@ export function secretDiscoveryServiceBinding<Built extends BuiltSecret>(
     }
     return {
       version_info: built.map((secret) => secret.version).join(','),
-      resources: built.map((secret) => packSecret(secret.secret)),
+      resources: built.map((secret) => pack(secret)),
       type_url: secretTypeUrl,
       nonce: '',
     };

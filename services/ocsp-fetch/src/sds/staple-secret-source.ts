@@ -11,7 +11,9 @@ import {
   type CallContext,
   type SdsResource,
   type SecretSource,
+  sharedBuiltSecret,
 } from '@keyfleet/service-kit';
+import type { StoredCertificate } from '../store/stored-certificate.js';
 import type { StapleHub } from '../stream/staple-hub.js';
 import {
   certificateIdOfResource,
@@ -29,6 +31,17 @@ export interface StapleSecretSourceDeps {
 
 export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<EnvoyStapleSecret> {
   const { hub, privateKeyPathTemplate, clock } = deps;
+  // A stored certificate is replaced on every refresh: its streams share one build of it.
+  // Without a key path template resolve() refuses every name, so nothing is built.
+  const template = privateKeyPathTemplate;
+  const secretOf =
+    template === undefined
+      ? () => undefined
+      : sharedBuiltSecret(
+          (certificate: StoredCertificate, nowMs: number) =>
+            envoyStapleSecret(`${stapleResourcePrefix}${certificate.chain.id}`, certificate, template, nowMs),
+          clock,
+        );
   return {
     serves: `${stapleResourcePrefix}<certificate id>`,
     // Certificates are unbounded: one label for all of them.
@@ -51,10 +64,7 @@ export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<E
       }
       if (!hub.cached(id)) throw new KeyfleetError(ErrorCode.NotFound, `certificate ${id} is not registered`);
       return Promise.resolve({
-        current: () => {
-          const certificate = hub.cached(id);
-          return certificate && envoyStapleSecret(name, certificate, privateKeyPathTemplate, clock());
-        },
+        current: () => secretOf(hub.cached(id)),
         listen: (onChange) =>
           hub.subscribe((change) => {
             if ((change.type === 'removed' ? change.id : change.certificate.chain.id) === id) onChange();

@@ -12,7 +12,9 @@ import {
   type CallContext,
   type SdsResource,
   type SecretSource,
+  sharedBuiltSecret,
 } from '@keyfleet/service-kit';
+import type { RingState } from '../schedule/key-set-view.js';
 import { checkRingName } from '../schedule/ring-params.js';
 import { toProtoKeySet } from '../schedule/key-set-view.js';
 import type { KeySetHub } from '../stream/key-set-hub.js';
@@ -32,6 +34,16 @@ export interface TicketKeySecretSourceDeps {
 
 export function ticketKeySecretSource(deps: TicketKeySecretSourceDeps): SecretSource<EnvoyTicketKeySecret> {
   const { hub, watchers, clock } = deps;
+  // A ring's state is replaced on every change: every stream of the ring shares one build of it.
+  const secretOf = sharedBuiltSecret(
+    (state: RingState, nowMs: number) =>
+      envoyTicketKeySecret(
+        `${ticketKeyResourcePrefix}${state.params.ring}`,
+        toProtoKeySet(state, nowMs),
+        nowMs,
+      ),
+    clock,
+  );
   return {
     serves: `${ticketKeyResourcePrefix}<ring>`,
     metricLabel: (name) => name,
@@ -55,10 +67,7 @@ export function ticketKeySecretSource(deps: TicketKeySecretSourceDeps): SecretSo
         throw new KeyfleetError(ErrorCode.NotFound, `ring "${ring}" does not exist`);
       }
       return {
-        current: () => {
-          const state = hub.current(ring);
-          return state && envoyTicketKeySecret(name, toProtoKeySet(state, clock()), clock());
-        },
+        current: () => secretOf(hub.current(ring)),
         listen: (onChange) => hub.listen(ring, () => onChange()),
         attach: (node) => watchers.add(ring, node),
         acknowledge: (node, built) => watchers.ack(ring, node, built.epoch),
