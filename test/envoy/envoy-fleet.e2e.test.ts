@@ -24,7 +24,13 @@ import {
   type RevokeKeyResponse,
   type RotateResponse,
 } from '@keyfleet/proto';
-import { createLogger, mtlsSecurity, type ServerSecurity } from '@keyfleet/service-kit';
+import {
+  createLogger,
+  fetchSecrets,
+  mtlsSecurity,
+  secretDiscoveryClient,
+  type ServerSecurity,
+} from '@keyfleet/service-kit';
 import { createOcspFetchServer, type OcspFetchServer } from '@keyfleet/ocsp-fetch';
 import {
   createTicketKeysServer,
@@ -68,6 +74,8 @@ let envoyA: TestEnvoy;
 let envoyB: TestEnvoy;
 const httpsPort = new Map<TestEnvoy, number>();
 let certificateId = '';
+/** Credentials as Envoy's SDS clusters present them, for a client of our own. */
+let credentialsAs: (name: string) => grpc.ChannelCredentials;
 
 function unary<Res>(invoke: (callback: (error: grpc.ServiceError | null, response: Res) => void) => unknown) {
   return new Promise<Res>((resolve, reject) => {
@@ -133,11 +141,16 @@ before(async () => {
   });
   await ocspFetch.whenReady();
 
-  const adminCredentials = grpc.credentials.createSsl(
-    Buffer.from(pki.root.certPem()),
-    Buffer.from(admin.keyPem()),
-    Buffer.from(admin.chainPem()),
-  );
+  credentialsAs = (name: string) => {
+    const client =
+      name === 'keyfleet-node' ? envoyClient : name === 'keyfleet-admin' ? admin : pki.issueClient(name);
+    return grpc.credentials.createSsl(
+      Buffer.from(pki.root.certPem()),
+      Buffer.from(client.keyPem()),
+      Buffer.from(client.chainPem()),
+    );
+  };
+  const adminCredentials = credentialsAs('keyfleet-admin');
   const channelOptions = { 'grpc.ssl_target_name_override': 'ticket-keys.keyfleet.svc' };
   keys = new TicketKeyServiceClient(`127.0.0.1:${ticketKeysA.port}`, adminCredentials, channelOptions);
   staples = new StapleServiceClient(`127.0.0.1:${ocspFetch.grpcPort}`, adminCredentials, {
@@ -391,4 +404,31 @@ test('both Envoys staple the current OCSP response from ocsp-fetch, and the next
       `${envoy.name}: staples pushed`,
     );
   }
+});
+
+test('over mTLS, SDS serves a ring only to the identities its node grant names', async () => {
+  const fetchAs = async (identity: string, name: string) => {
+    const sds = secretDiscoveryClient(`127.0.0.1:${ticketKeysA.port}`, credentialsAs(identity), {
+      'grpc.ssl_target_name_override': 'ticket-keys.keyfleet.svc',
+    });
+    try {
+      return await fetchSecrets(sds, {
+        node: { id: `probe-${identity}`, cluster: 'test' },
+        resource_names: [name],
+      });
+    } finally {
+      sds.close();
+    }
+  };
+  const granted = await fetchAs('keyfleet-node', `ticket-keys/${ring}`);
+  assert.equal(granted.resources.length, 1);
+  await assert.rejects(fetchAs('keyfleet-node', 'ticket-keys/another-ring'), (error: grpc.ServiceError) => {
+    assert.equal(error.code, grpc.status.PERMISSION_DENIED);
+    assert.match(error.details, /no node grant for ring "another-ring"/);
+    return true;
+  });
+  await assert.rejects(fetchAs('stranger', `ticket-keys/${ring}`), (error: grpc.ServiceError) => {
+    assert.equal(error.code, grpc.status.PERMISSION_DENIED, error.details);
+    return true;
+  });
 });
