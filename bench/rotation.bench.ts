@@ -3,6 +3,11 @@
  * arriving on every one of N watchers (N = 1, 10, 100; p50 and p99 over the
  * rounds, in ms), against a raw Redis PUBLISH→SUBSCRIBE round trip measured in
  * the same run. The service runs in-process on its own redis-server.
+ *
+ * Method change: Rotate goes over a connection of its own, the watchers share
+ * another. The server admits at most 100 concurrent streams per connection,
+ * so with 100 watchers on the connection Rotate used, its call never started
+ * and the bench hung at N = 100. The watchers' side is unchanged.
  */
 import { Redis } from 'ioredis';
 import * as grpc from '@grpc/grpc-js';
@@ -33,6 +38,10 @@ async function publishSubscribeRoundTripsMs(url: string, count: number): Promise
 export default async function run(): Promise<BenchFigure[]> {
   const { redis, service, stop } = await startBenchTicketKeys();
   const client = new TicketKeyServiceClient(`127.0.0.1:${service.port}`, grpc.credentials.createInsecure());
+  // A local subchannel pool keeps grpc-js from sharing the watchers' connection.
+  const rotator = new TicketKeyServiceClient(`127.0.0.1:${service.port}`, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+  });
   const figures: BenchFigure[] = [];
   try {
     const baseline = await publishSubscribeRoundTripsMs(redis.url, rounds);
@@ -84,7 +93,7 @@ export default async function run(): Promise<BenchFigure[]> {
       for (let round = 0; round < rounds + 3; round++) {
         const elapsed = startTimer();
         const response = await unary<{ keySet?: { epoch: number } }>((cb) =>
-          client.rotate({ ring, reason: 'bench' }, cb),
+          rotator.rotate({ ring, reason: 'bench' }, cb),
         );
         await allAt(response.keySet!.epoch);
         if (round >= 3) samples.push(elapsed());
@@ -97,6 +106,7 @@ export default async function run(): Promise<BenchFigure[]> {
     }
   } finally {
     client.close();
+    rotator.close();
     await stop();
   }
   return figures;
