@@ -3,8 +3,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OcspCertStatus } from '@keyfleet/proto';
 import { certIdFor, certIdHashOf, type CertIdHashName } from './cert-id.js';
-import { ensurePkiEngine } from './crypto-engine.js';
 import { parseDerStrict } from './der.js';
+import { signatureOver } from './signature-check.js';
 import { FetchResult, fetchFailure, type FetchFailure } from './fetch-result.js';
 
 const oidBasicResponse = '1.3.6.1.5.5.7.48.1.1';
@@ -127,17 +127,8 @@ async function signatureVerifies(
   signer: pkijs.Certificate,
 ): Promise<boolean> {
   if (!canonicalSignature(basic.signature, basic.signatureAlgorithm)) return false;
-  try {
-    return await ensurePkiEngine().verifyWithPublicKey(
-      basic.tbsResponseData.tbsView,
-      basic.signature,
-      signer.subjectPublicKeyInfo,
-      basic.signatureAlgorithm,
-    );
-  } catch {
-    // Unsupported or mangled algorithm parameters: as good as a wrong signature.
-    return false;
-  }
+  // Unsupported or mangled algorithm parameters count as a wrong signature.
+  return signatureOver(basic.tbsResponseData.tbsView, basic.signature, signer, basic.signatureAlgorithm);
 }
 
 /**
@@ -161,12 +152,12 @@ async function issuedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificat
     .digest('hex');
   const known = issuedByCache.get(key);
   if (known !== undefined) return known;
-  let verified: boolean;
-  try {
-    verified = await certificate.verify(issuer);
-  } catch {
-    verified = false;
-  }
+  const verified = await signatureOver(
+    certificate.tbsView,
+    certificate.signatureValue,
+    issuer,
+    certificate.signatureAlgorithm,
+  );
   if (issuedByCache.size >= issuedByCacheLimit) issuedByCache.clear();
   issuedByCache.set(key, verified);
   return verified;

@@ -12,6 +12,8 @@ import { certificateLabel, type OcspMetrics } from '../metrics/ocsp-metrics.js';
 import { nextRefreshAtMs, nextRetryAtMs, type RefreshPolicy } from './refresh-schedule.js';
 
 const preparedCacheLimit = 50_000;
+/** Distinct issuing CAs among the registered certificates: a handful in practice. */
+const issuerCacheLimit = 256;
 
 /** What one refresh of one certificate needs; resolved options plus narrow collaborators. */
 export interface StapleRefresherDeps {
@@ -51,15 +53,32 @@ export class StapleRefresher {
     string,
     { issuerDer: Uint8Array; issuer: pkijs.Certificate; request: OcspRequestForCertificate }
   >();
+  /**
+   * Parsed issuers by their DER: a CA issues many of the registered leaves,
+   * and parsing its certificate again for each was a tenth of a first
+   * refresh. The parsed object is only read.
+   */
+  readonly #issuers = new Map<string, pkijs.Certificate>();
 
   constructor(private readonly deps: StapleRefresherDeps) {}
+
+  #issuer(der: Uint8Array): pkijs.Certificate {
+    const key = Buffer.from(der).toString('base64');
+    let issuer = this.#issuers.get(key);
+    if (!issuer) {
+      issuer = parseCertificateDer(der);
+      if (this.#issuers.size >= issuerCacheLimit) this.#issuers.delete(this.#issuers.keys().next().value!);
+      this.#issuers.set(key, issuer);
+    }
+    return issuer;
+  }
 
   async #prepare(
     chain: ParsedChain,
   ): Promise<{ issuer: pkijs.Certificate; request: OcspRequestForCertificate }> {
     const cached = this.#prepared.get(chain.id);
     if (cached && Buffer.from(cached.issuerDer).equals(Buffer.from(chain.issuerDer))) return cached;
-    const issuer = parseCertificateDer(chain.issuerDer);
+    const issuer = this.#issuer(chain.issuerDer);
     const request = await buildOcspRequest(parseCertificateDer(chain.leafDer), issuer, this.deps.certIdHash);
     if (this.#prepared.size >= preparedCacheLimit) this.#prepared.delete(this.#prepared.keys().next().value!);
     const prepared = { issuerDer: chain.issuerDer, issuer, request };
