@@ -1,10 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
 import {
   TicketKeyServiceService,
+  WatchKeySetResponse,
   type AckKeySetRequest,
   type AckKeySetResponse,
   type GetKeySetRequest,
-  type KeySet,
   type GetKeySetResponse,
   type ListRingsResponse,
   type PutRingRequest,
@@ -15,7 +15,6 @@ import {
   type RotateResponse,
   type RingStatus,
   type WatchKeySetRequest,
-  type WatchKeySetResponse,
 } from '@keyfleet/proto';
 import {
   ErrorCode,
@@ -80,15 +79,30 @@ export const ticketKeyAccess = {
  * store's scripts and their result is handed to the hub at once, so this
  * replica's watchers need not wait for the pub/sub echo.
  */
+const encodeWatchResponse = (message: WatchKeySetResponse): Buffer =>
+  Buffer.from(WatchKeySetResponse.encode(message).finish());
+
 export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBinding {
   const { store, hub, watchers, metrics, logger, clock } = deps;
   // A change is built into its wire form once and shared by every watcher of
   // the replica (the state object is the identity of a change).
-  const broadcastForms = new WeakMap<RingState, KeySet>();
-  const broadcastForm = (state: RingState): KeySet => {
-    let keySet = broadcastForms.get(state);
-    if (!keySet) broadcastForms.set(state, (keySet = toProtoKeySet(state, clock())));
-    return keySet;
+  // It is encoded once too: the serializer below finds the bytes by the
+  // message object, where it would otherwise encode it again for each watcher.
+  const broadcastForms = new WeakMap<RingState, WatchKeySetResponse>();
+  const encodedBroadcasts = new WeakMap<WatchKeySetResponse, Buffer>();
+  const broadcastMessage = (state: RingState): WatchKeySetResponse => {
+    let message = broadcastForms.get(state);
+    if (!message) {
+      message = { keySet: toProtoKeySet(state, clock()) };
+      broadcastForms.set(state, message);
+      encodedBroadcasts.set(message, encodeWatchResponse(message));
+    }
+    return message;
+  };
+  const watchKeySetDefinition = {
+    ...TicketKeyServiceService.watchKeySet,
+    responseSerialize: (message: WatchKeySetResponse): Buffer =>
+      encodedBroadcasts.get(message) ?? encodeWatchResponse(message),
   };
 
   /** Fresh from Redis; while Redis is unreachable, this replica's last snapshot. */
@@ -141,7 +155,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
       // Listener and initial load may race; epochs only move forward.
       if (state.epoch <= lastSentEpoch) return;
       lastSentEpoch = state.epoch;
-      write({ keySet: broadcastForm(state) });
+      write(broadcastMessage(state));
     };
     const unlisten = hub.listen(ring, send);
     let unregister: (() => void) | undefined;
@@ -301,7 +315,7 @@ export function ticketKeyServiceBinding(deps: TicketKeyServiceDeps): ServiceBind
   };
 
   return {
-    definition: TicketKeyServiceService,
+    definition: { ...TicketKeyServiceService, watchKeySet: watchKeySetDefinition },
     handlers: {
       getKeySet,
       watchKeySet,
