@@ -213,15 +213,28 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
       const contextFor = (call: SurfaceCall): CallContext => {
         const { identity, access } = authenticate(call, security);
         checkAccess(name, rule, 'request' in call ? call.request : undefined, identity, access);
-        const signal = AbortSignal.any([shutdown.signal, cancelSignal(call)]);
-        return { method: name, identity, access, peer: call.getPeer(), signal };
-      };
-      const count = (error: unknown) =>
-        requests.inc({
-          service: serviceName,
+        // Made when a handler first asks (streams do, at once): a unary call
+        // never does, and an AbortSignal per call, aborted with a fresh
+        // DOMException when the call closed, was a tenth of a keyless call.
+        let signal: AbortSignal | undefined;
+        return {
           method: name,
-          code: error ? statusName(toServiceError(error).code) : 'OK',
-        });
+          identity,
+          access,
+          peer: call.getPeer(),
+          get signal() {
+            return (signal ??= AbortSignal.any([shutdown.signal, cancelSignal(call)]));
+          },
+        };
+      };
+      // The method's metric children, bound once: a label lookup per call
+      // hashes the label set again on the hot path of every request.
+      const succeeded = requests.labels({ service: serviceName, method: name, code: 'OK' });
+      const timing = durations.labels({ service: serviceName, method: name });
+      const count = (error: unknown) => {
+        if (!error) return succeeded.inc();
+        requests.inc({ service: serviceName, method: name, code: statusName(toServiceError(error).code) });
+      };
 
       if (!method.requestStream && !method.responseStream) {
         const unary = handler as UnaryHandler<unknown, unknown>;
@@ -229,7 +242,7 @@ export async function startServiceServer(options: ServiceServerOptions): Promise
           call: grpc.ServerUnaryCall<unknown, unknown>,
           callback: grpc.sendUnaryData<unknown>,
         ) => {
-          const stopTimer = durations.startTimer({ service: serviceName, method: name });
+          const stopTimer = timing.startTimer();
           Promise.resolve()
             .then(() => unary(call.request, contextFor(call)))
             .then(
