@@ -533,6 +533,9 @@ void Export(Local<Context> context, Local<Object> exports, PortState* state, con
 
 }  // namespace
 
+// ticket_aead.cc: the codec's XChaCha20-Poly1305 in one call.
+void RegisterTicketAead(v8::Local<v8::Context> context, v8::Local<v8::Object> exports);
+
 NODE_MODULE_INIT(/* exports, module, context */) {
   Isolate* isolate = Isolate::GetCurrent();
   // Never freed: see the header (a late callback must find alive == false).
@@ -545,6 +548,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   Export(context, exports, state, "installClientCertificateCallback", InstallClientCertificateCallback);
   Export(context, exports, state, "contextTimeout", ContextTimeout);
   Export(context, exports, state, "failures", Failures);
+  RegisterTicketAead(context, exports);
   exports
       ->Set(context, String::NewFromUtf8Literal(isolate, "openssl"),
             String::NewFromUtf8(isolate, OpenSSL_version(OPENSSL_VERSION)).ToLocalChecked())

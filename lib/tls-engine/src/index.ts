@@ -84,6 +84,11 @@ export {
   type AeadKey,
   type TicketAead,
 } from './tickets/xchacha-aead.js';
+export {
+  defaultTicketAead,
+  loadNativeTicketAead,
+  type NativeTicketAeadStatus,
+} from './tickets/native-ticket-aead.js';
 export { TICKET_VERSION_1, ticketLimits, type TicketPayload } from './tickets/ticket-format.js';
 export {
   createTicketCodec,

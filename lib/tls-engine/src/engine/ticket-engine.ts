@@ -31,7 +31,7 @@ export interface TicketEngineOptions {
   metrics?: Registry | EngineMetrics;
   /** Issue times up to this far in the future are accepted (nodes' clocks differ). Default 30000. */
   maxClockSkewMs?: number;
-  /** AEAD implementation. Default nodeTicketAead (byte-identical to @noble/ciphers). */
+  /** AEAD implementation. Default: the native port's when it loads, else nodeTicketAead (both byte-identical to @noble/ciphers). */
   aead?: TicketAead;
 }
 

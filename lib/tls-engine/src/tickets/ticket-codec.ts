@@ -14,13 +14,8 @@ import {
   ticketLimits,
   type TicketPayload,
 } from './ticket-format.js';
-import {
-  AEAD_NONCE_BYTES,
-  AEAD_TAG_BYTES,
-  nodeTicketAead,
-  type AeadKey,
-  type TicketAead,
-} from './xchacha-aead.js';
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, type AeadKey, type TicketAead } from './xchacha-aead.js';
+import { defaultTicketAead } from './native-ticket-aead.js';
 
 /** The keys a codec seals and opens with: the schedule and each key's derived AEAD key. */
 export interface CodecKeys {
@@ -45,7 +40,7 @@ export interface OpenedTicket {
 export interface TicketCodecOptions {
   /** The ring the codec serves; bound into every ticket's AAD. */
   readonly ring: string;
-  /** Default: nodeTicketAead (OpenSSL bulk, byte-identical to @noble/ciphers). */
+  /** Default: the native port's one-call AEAD when it loads, else nodeTicketAead (both byte-identical to @noble/ciphers). */
   readonly aead?: TicketAead;
   /** Fills a buffer with random bytes. Default: node:crypto randomFillSync. Injected for tests. */
   readonly randomFill?: (buffer: Uint8Array) => void;
@@ -68,7 +63,7 @@ const NONCE_POOL_NONCES = 256;
 
 export function createTicketCodec(options: TicketCodecOptions): TicketCodec {
   const ringBytes = encodeRing(options.ring);
-  const aead = options.aead ?? nodeTicketAead;
+  const aead = options.aead ?? defaultTicketAead();
   const randomFill = options.randomFill ?? ((buffer: Uint8Array) => randomFillSync(buffer));
   // One random call per 256 tickets: the pool's bytes are used once each.
   const pool = new Uint8Array(AEAD_NONCE_BYTES * NONCE_POOL_NONCES);

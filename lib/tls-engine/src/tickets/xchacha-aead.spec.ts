@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { aeadKey, nobleTicketAead, nodeTicketAead } from './xchacha-aead.js';
+import { aeadKey, nobleTicketAead, nodeTicketAead, type TicketAead } from './xchacha-aead.js';
+import { loadNativeTicketAead } from './native-ticket-aead.js';
+
+// The native port's AEAD where this machine built it (CI builds it for every Node it tests).
+const native = loadNativeTicketAead();
+const hotPaths: TicketAead[] = native.available ? [nodeTicketAead, native.aead] : [nodeTicketAead];
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -19,7 +24,7 @@ const vector = {
     21f9664c97637da9768812f615c68b13b52e c0875924c1c7987947deafd8780acf49`),
 };
 
-for (const aead of [nobleTicketAead, nodeTicketAead]) {
+for (const aead of [nobleTicketAead, ...hotPaths]) {
   test(`${aead.name}: the draft's XChaCha20-Poly1305 test vector seals and opens`, () => {
     const key = aeadKey(vector.key);
     assert.deepEqual(Buffer.from(aead.seal(key, vector.nonce, vector.aad, vector.plaintext)), vector.sealed);
@@ -38,26 +43,33 @@ for (const aead of [nobleTicketAead, nodeTicketAead]) {
   });
 }
 
-test('the OpenSSL hot path and @noble/ciphers give byte-identical output on random inputs', () => {
-  fc.assert(
-    fc.property(
-      fc.uint8Array({ minLength: 32, maxLength: 32 }),
-      fc.uint8Array({ minLength: 24, maxLength: 24 }),
-      fc.uint8Array({ maxLength: 96 }),
-      fc.uint8Array({ maxLength: 1200 }),
-      (keyBytes, nonce, aad, plaintext) => {
-        const key = aeadKey(keyBytes);
-        const reference = nobleTicketAead.seal(key, nonce, aad, plaintext);
-        const hot = nodeTicketAead.seal(key, nonce, aad, plaintext);
-        assert.deepEqual(Buffer.from(hot), Buffer.from(reference));
-        // And each opens what the other sealed.
-        assert.deepEqual(
-          Buffer.from(nodeTicketAead.open(key, nonce, aad, reference)!),
-          Buffer.from(plaintext),
-        );
-        assert.deepEqual(Buffer.from(nobleTicketAead.open(key, nonce, aad, hot)!), Buffer.from(plaintext));
-      },
-    ),
-    { numRuns: 10_000 },
-  );
+for (const hot of hotPaths) {
+  test(`${hot.name} and @noble/ciphers give byte-identical output on random inputs`, () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 24, maxLength: 24 }),
+        fc.uint8Array({ maxLength: 96 }),
+        fc.uint8Array({ maxLength: 1200 }),
+        (keyBytes, nonce, aad, plaintext) => {
+          const key = aeadKey(keyBytes);
+          const reference = nobleTicketAead.seal(key, nonce, aad, plaintext);
+          const sealed = hot.seal(key, nonce, aad, plaintext);
+          assert.deepEqual(Buffer.from(sealed), Buffer.from(reference));
+          // And each opens what the other sealed.
+          assert.deepEqual(Buffer.from(hot.open(key, nonce, aad, reference)!), Buffer.from(plaintext));
+          assert.deepEqual(
+            Buffer.from(nobleTicketAead.open(key, nonce, aad, sealed)!),
+            Buffer.from(plaintext),
+          );
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+  });
+}
+
+test('the native AEAD loads where the port is built, or says why not', () => {
+  if (!native.available) assert.match(native.reason, /\S/);
+  else assert.equal(native.aead.name, 'native');
 });
