@@ -14,7 +14,9 @@ import { pathToFileURL } from 'node:url';
 
 const root = path.resolve(import.meta.dirname, '..');
 const nativeDir = path.join(root, 'lib', 'tls-engine', 'native');
-const sources = ['keyfleet_tls.cc', 'ticket_aead.cc', 'binding.gyp'].map((file) => path.join(nativeDir, file));
+const sources = ['keyfleet_tls.cc', 'ticket_aead.cc', 'binding.gyp'].map((file) =>
+  path.join(nativeDir, file),
+);
 
 /** Where the addon for this Node lives (the engine's loader looks in the same place). */
 export function nativeAddonPath() {
