@@ -179,6 +179,7 @@ export async function createOcspFetchServer(input: OcspFetchServerOptions): Prom
         secretDiscoveryServiceBinding({
           source: stapleSecretSource({
             hub,
+            store,
             privateKeyPathTemplate: options.sdsPrivateKeyPath,
             clock: options.clock,
           }),

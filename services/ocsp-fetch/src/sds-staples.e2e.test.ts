@@ -129,6 +129,30 @@ test('staple/<id>: the chain, the key path on the Envoy, a staple openssl accept
   }
 });
 
+test('a certificate registered on the other replica a moment ago is served, not NOT_FOUND', async () => {
+  // Registered through the replica without a key path, subscribed at once on
+  // this one: the record is in Redis before this replica's hub has heard of it.
+  const other = stapleClient(withoutKeyPath.grpcPort);
+  try {
+    const fresh = pki.issueLeaf('sds-fresh', { dnsNames: ['sds-fresh.test'] });
+    const id = (await other.register({ chainPem: fresh.chainPem() })).certificate!.id;
+    const name = `staple/${id}`;
+    const envoy = subscribeSecrets(sds, { nodeId: 'envoy-fresh', names: [name] });
+    try {
+      await waitFor('a stapled response for the new certificate', () => {
+        assert.equal(envoy.error(), undefined, 'the stream is not refused');
+        return envoy.responses.find((response) => tlsCertificateOf(response, name).staple);
+      });
+    } finally {
+      envoy.close();
+      // The registry holds one certificate again, as the tests after this one expect.
+      await other.unregister({ id });
+    }
+  } finally {
+    other.close();
+  }
+});
+
 test('FetchSecrets answers with the same secret', async () => {
   const name = `staple/${leafId}`;
   const fetched = await fetchSecrets(sds, {

@@ -1,43 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OcspCertStatus } from '@keyfleet/proto';
-import type { StoredCertificate } from '../store/stored-certificate.js';
+import { storedCertificate as certificate } from '../testing/stored-certificate-fixture.js';
 import { certificateIdOfResource, envoyStapleSecret } from './envoy-staple-secret.js';
 
 const id = 'ab'.repeat(32);
 const template = '/etc/envoy/private/{certificate}.key';
-// Any DER works for the framing: the chain bytes are carried, not parsed.
-const leafDer = Buffer.from('leaf certificate DER');
-const issuerDer = Buffer.from('issuer certificate DER');
-
-function certificate(staple?: { der: string; nextUpdateMs: number }): StoredCertificate {
-  return {
-    chain: {
-      id,
-      leafDer,
-      issuerDer,
-      subject: 'CN=site',
-      issuer: 'CN=ca',
-      serialHex: '01',
-      notAfterMs: 2e12,
-      dnsNames: ['site.test'],
-      ocspUrl: 'http://ocsp.test',
-    },
-    registeredAtMs: 0,
-    staple: staple && {
-      der: Buffer.from(staple.der),
-      certStatus: OcspCertStatus.GOOD,
-      thisUpdateMs: 0,
-      nextUpdateMs: staple.nextUpdateMs,
-      producedAtMs: 0,
-      revokedAtMs: 0,
-      fetchedAtMs: 0,
-      responderUrl: 'http://ocsp.test',
-    },
-    fetch: { lastAttemptAtMs: 0, nextAttemptAtMs: 0, consecutiveFailures: 0, lastError: '' },
-  };
-}
-
 test('resource names: staple/ and exactly 64 lower-case hex', () => {
   assert.equal(certificateIdOfResource(`staple/${id}`), id);
   for (const bad of [
@@ -71,7 +38,7 @@ test('the chain as PEM leaf then issuer, the key as a file on the Envoy, the sta
   ];
   assert.deepEqual(
     blocks.map((block) => Buffer.from(block[1]!.replaceAll('\n', ''), 'base64')),
-    [leafDer, issuerDer],
+    [certificate().chain.leafDer, certificate().chain.issuerDer],
   );
   assert.deepEqual(tls.ocsp_staple, { inline_bytes: Buffer.from('ocsp') });
   assert.equal(withStaple.nextChangeAtMs, 1000, 'pushed again when the staple expires');

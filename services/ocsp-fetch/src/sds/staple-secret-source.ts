@@ -13,6 +13,7 @@ import {
   type SecretSource,
   sharedBuiltSecret,
 } from '@keyfleet/service-kit';
+import type { CertificateStore } from '../store/certificate-store.js';
 import type { StoredCertificate } from '../store/stored-certificate.js';
 import type { StapleHub } from '../stream/staple-hub.js';
 import {
@@ -24,13 +25,15 @@ import {
 
 export interface StapleSecretSourceDeps {
   readonly hub: Pick<StapleHub, 'cached' | 'subscribe'>;
+  /** Asked when the hub has not heard of a certificate yet. */
+  readonly store: Pick<CertificateStore, 'get'>;
   /** Where each Envoy finds the private key; undefined: SDS answers FAILED_PRECONDITION. */
   readonly privateKeyPathTemplate: string | undefined;
   readonly clock: () => number;
 }
 
 export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<EnvoyStapleSecret> {
-  const { hub, privateKeyPathTemplate, clock } = deps;
+  const { hub, store, privateKeyPathTemplate, clock } = deps;
   // A stored certificate is replaced on every refresh: its streams share one build of it.
   // Without a key path template resolve() refuses every name, so nothing is built.
   const template = privateKeyPathTemplate;
@@ -48,7 +51,7 @@ export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<E
     metricLabel: () => `${stapleResourcePrefix}*`,
 
     // The SDS binding admits only known callers, and every grant reads staples.
-    resolve(name: string, _context: CallContext): Promise<SdsResource<EnvoyStapleSecret>> {
+    async resolve(name: string, _context: CallContext): Promise<SdsResource<EnvoyStapleSecret>> {
       const id = certificateIdOfResource(name);
       if (id === undefined) {
         throw new KeyfleetError(
@@ -62,8 +65,14 @@ export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<E
           'SDS staples need KEYFLEET_SDS_PRIVATE_KEY_PATH (where each Envoy finds the private key) on ocsp-fetch',
         );
       }
-      if (!hub.cached(id)) throw new KeyfleetError(ErrorCode.NotFound, `certificate ${id} is not registered`);
-      return Promise.resolve({
+      // Registered a moment ago on any replica, the record is in Redis before
+      // this replica's hub has it: ask the store, and serve it once the hub
+      // does (nothing is sent for it until then). Redis down and not cached:
+      // UNAVAILABLE, and Envoy retries.
+      if (!hub.cached(id) && !(await store.get(id))) {
+        throw new KeyfleetError(ErrorCode.NotFound, `certificate ${id} is not registered`);
+      }
+      return {
         current: () => secretOf(hub.cached(id)),
         listen: (onChange) =>
           hub.subscribe((change) => {
@@ -71,7 +80,7 @@ export function stapleSecretSource(deps: StapleSecretSourceDeps): SecretSource<E
           }),
         attach: () => () => undefined,
         acknowledge: () => Promise.resolve(),
-      });
+      };
     },
   };
 }
