@@ -166,7 +166,8 @@ void Open(const FunctionCallbackInfo<Value>& args) {
 
 // Called from the addon's init (keyfleet_tls.cc).
 void RegisterTicketAead(v8::Local<v8::Context> context, v8::Local<v8::Object> exports) {
-  v8::Isolate* isolate = context->GetIsolate();
+  // Context::GetIsolate is gone in the V8 of Node 26; the init runs on the isolate it registers in.
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
   auto set = [&](const char* name, v8::FunctionCallback callback) {
     v8::Local<v8::Function> fn;
     if (v8::FunctionTemplate::New(isolate, callback)->GetFunction(context).ToLocal(&fn)) {
