@@ -35,6 +35,15 @@ const kinds: Record<string, (file: string) => boolean> = {
 
 const filters = process.argv.slice(2);
 const all = findTestFiles(root).sort();
+
+// Every test is of one kind, so `npm test -- spec|redis|e2e` together select all of them.
+const unkinded = all.filter((file) => !Object.values(kinds).some((isKind) => isKind(file)));
+if (unkinded.length > 0) {
+  console.error(
+    `test files must end in .spec.ts (pure, no I/O), .redis.test.ts or .e2e.test.ts: ${unkinded.join(', ')}`,
+  );
+  process.exit(1);
+}
 const selected = filters.length
   ? all.filter((file) =>
       filters.some((filter) => (kinds[filter] ?? ((f: string) => f.includes(filter)))(file)),

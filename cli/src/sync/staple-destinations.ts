@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CertificateRecord } from '@keyfleet/proto';
 import { certificateIdOfPem } from './staple-files.js';
 
 /**
@@ -39,9 +38,4 @@ export function stapleDestinations(options: {
       return options.stapleDir ? [path.join(options.stapleDir, `${id}.der`), ...named] : named;
     },
   };
-}
-
-/** The records the stream carries, keyed by id. */
-export function recordsById(certificates: readonly CertificateRecord[]): Map<string, CertificateRecord> {
-  return new Map(certificates.map((record) => [record.id, record]));
 }

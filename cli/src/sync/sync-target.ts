@@ -23,5 +23,3 @@ export interface SyncTarget {
   applyKeySet(keySet: KeySet, nowMs: number): Promise<ApplyReport>;
   applyStaples(certificates: readonly CertificateRecord[], nowMs: number): Promise<ApplyReport>;
 }
-
-export const emptyReport: ApplyReport = { changedFiles: [], liveUpdates: [], droppedKeyNames: [] };

@@ -1,4 +1,3 @@
-import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { ensurePkiEngine } from '@keyfleet/tls-engine';
 
@@ -47,17 +46,4 @@ export function ocspGetUrl(
   const encoded = encodeURIComponent(Buffer.from(requestDer).toString('base64'));
   if (encoded.length > maxEncodedBytes) return undefined;
   return `${responderUrl.endsWith('/') ? responderUrl : `${responderUrl}/`}${encoded}`;
-}
-
-/** Used by tests and the counting proxy: the serial a request asks about, or undefined. */
-export function requestedSerialHex(requestDer: Uint8Array): string | undefined {
-  try {
-    const parsed = asn1js.fromBER(requestDer);
-    if (parsed.offset === -1) return undefined;
-    const request = new pkijs.OCSPRequest({ schema: parsed.result });
-    const serial = request.tbsRequest.requestList[0]?.reqCert.serialNumber;
-    return serial ? Buffer.from(serial.valueBlock.valueHexView).toString('hex') : undefined;
-  } catch {
-    return undefined;
-  }
 }
