@@ -8,10 +8,12 @@
 // OpenSSL's chacha20-poly1305 on a context reused per thread.
 //
 // What it touches, and nothing more: the four byte views it is given (key,
-// nonce, additional data, input), one EVP_CIPHER_CTX per thread, and a
-// 32-byte subkey on the stack that is wiped (OPENSSL_cleanse) before return.
-// No state between calls beyond the reused context, no I/O, no callbacks into
-// JavaScript. Bad sizes give `undefined`, a failed tag gives `undefined`:
+// nonce, additional data, input), one EVP_CIPHER_CTX per thread (reset after
+// every call, so no key schedule outlives it; freed when the thread ends), and
+// a 32-byte subkey on the stack that is wiped (OPENSSL_cleanse) before return.
+// No state between calls, no I/O, and no calls into JavaScript, so no handle
+// scope or TryCatch is needed here: the only V8 objects made are the returned
+// Buffer, inside the caller's scope. Bad sizes give `undefined`, a failed tag gives `undefined`:
 // nothing throws. The JavaScript side checks at load that this produces the
 // reference implementation's bytes and uses node:crypto when it does not load.
 
@@ -81,10 +83,28 @@ void HChaCha20(uint8_t subkey[32], const uint8_t key[32], const uint8_t nonce16[
 #undef KF_QUARTER
 
 // One context per thread (workers each have their own), made on first use and
-// kept: re-initialising it per call is what saves the allocation.
+// freed when the thread ends.
+struct ThreadCipher {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~ThreadCipher() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+// Resets the context when a call returns, on every path: the key schedule of
+// the subkey is wiped (OpenSSL frees cipher data with cleanse) instead of
+// lingering until the next ticket.
+struct UsedContext {
+  EVP_CIPHER_CTX* ctx;
+  explicit UsedContext(EVP_CIPHER_CTX* c) : ctx(c) {}
+  ~UsedContext() {
+    if (ctx != nullptr) EVP_CIPHER_CTX_reset(ctx);
+  }
+  UsedContext(const UsedContext&) = delete;
+  UsedContext& operator=(const UsedContext&) = delete;
+};
+
 EVP_CIPHER_CTX* ThreadContext() {
-  thread_local EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  return ctx;
+  thread_local ThreadCipher cipher;
+  return cipher.ctx;
 }
 
 struct Bytes {
@@ -124,7 +144,9 @@ void Seal(const FunctionCallbackInfo<Value>& args) {
   if (!key.ok || !nonce.ok || !aad.ok || !input.ok) return;
   if (key.length != kKeyBytes || nonce.length != kNonceBytes || input.length > (1u << 30)) return;
   EVP_CIPHER_CTX* ctx = ThreadContext();
-  if (ctx == nullptr || !Begin(ctx, 1, key, nonce, aad)) return;
+  if (ctx == nullptr) return;
+  UsedContext used(ctx);
+  if (!Begin(ctx, 1, key, nonce, aad)) return;
   Local<Object> out;
   if (!node::Buffer::New(isolate, input.length + kTagBytes).ToLocal(&out)) return;
   auto* data = reinterpret_cast<uint8_t*>(node::Buffer::Data(out));
@@ -145,7 +167,9 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   if (sealed.length > (1u << 30)) return;
   size_t body = sealed.length - kTagBytes;
   EVP_CIPHER_CTX* ctx = ThreadContext();
-  if (ctx == nullptr || !Begin(ctx, 0, key, nonce, aad)) return;
+  if (ctx == nullptr) return;
+  UsedContext used(ctx);
+  if (!Begin(ctx, 0, key, nonce, aad)) return;
   uint8_t tag[kTagBytes];
   std::memcpy(tag, sealed.data + body, kTagBytes);
   if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, int(kTagBytes), tag) != 1) return;
