@@ -4,6 +4,7 @@
  * scheduler, so only the bench's own Rotate calls change a ring.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { TicketKeyServiceClient } from '@keyfleet/proto';
 import { Registry } from 'prom-client';
 import { createLogger, insecureDevSecurity } from '@keyfleet/service-kit';
 import { randomPrefix, startRedis, type TestRedis } from '@keyfleet/test-support';
@@ -42,5 +43,30 @@ export function unary<Res>(
 ): Promise<Res> {
   return new Promise<Res>((resolve, reject) =>
     method((error, response) => (error ? reject(error) : resolve(response))),
+  );
+}
+
+/** PutRing for a bench ring: a 1 h rotation interval and decrypt window, no scheduler fires during a run. */
+export function putBenchRing(
+  client: TicketKeyServiceClient,
+  ring: string,
+  propagationMs: number,
+): Promise<unknown> {
+  return unary((cb) =>
+    client.putRing(
+      {
+        params: {
+          ring,
+          rotationIntervalMs: 3_600_000,
+          propagationMs,
+          decryptWindowMs: 3_600_000,
+          ticketLifetimeMs: 0,
+          maxSessionAgeMs: 0,
+          bindServerName: false,
+          promoteOnFullAck: false,
+        },
+      },
+      cb,
+    ),
   );
 }

@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import * as grpc from '@grpc/grpc-js';
 import { TicketKeyServiceClient, type WatchKeySetResponse } from '@keyfleet/proto';
-import { startBenchTicketKeys, unary } from './bench-ticket-keys.js';
+import { putBenchRing, startBenchTicketKeys, unary } from './bench-ticket-keys.js';
 import { figure, percentile, startTimer, type BenchFigure } from './bench-figure.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 40);
@@ -51,23 +51,7 @@ export default async function run(): Promise<BenchFigure[]> {
 
     for (const watcherCount of watcherCounts) {
       const ring = `bench-${watcherCount}`;
-      await unary((cb) =>
-        client.putRing(
-          {
-            params: {
-              ring,
-              rotationIntervalMs: 3_600_000,
-              propagationMs: 60_000,
-              decryptWindowMs: 3_600_000,
-              ticketLifetimeMs: 0,
-              maxSessionAgeMs: 0,
-              bindServerName: false,
-              promoteOnFullAck: false,
-            },
-          },
-          cb,
-        ),
-      );
+      await putBenchRing(client, ring, 60_000);
       // Epoch waiters: resolve when every watcher has received `epoch`.
       const seen = new Map<number, number>();
       const waiters = new Map<number, () => void>();

@@ -41,7 +41,7 @@ import {
   type DiscoveryResponse,
 } from '@keyfleet/service-kit';
 import { keyNameHex } from '@keyfleet/tls-engine';
-import { startBenchTicketKeys, unary } from './bench-ticket-keys.js';
+import { putBenchRing, startBenchTicketKeys, unary } from './bench-ticket-keys.js';
 import { figure, percentile, startTimer, type BenchFigure } from './bench-figure.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 40);
@@ -235,23 +235,7 @@ export default async function run(): Promise<BenchFigure[]> {
   const sets: StreamSet[] = [];
   try {
     for (const ring of [sdsRing, watchRing]) {
-      await unary((cb) =>
-        client.putRing(
-          {
-            params: {
-              ring,
-              rotationIntervalMs: 3_600_000,
-              propagationMs: 1_800_000,
-              decryptWindowMs: 3_600_000,
-              ticketLifetimeMs: 0,
-              maxSessionAgeMs: 0,
-              bindServerName: false,
-              promoteOnFullAck: false,
-            },
-          },
-          cb,
-        ),
-      );
+      await putBenchRing(client, ring, 1_800_000);
     }
     const sdsStreams = new StreamSet('SDS', streamCount, (i, deliver, fail) =>
       openSdsStream(target, i, deliver, fail),
